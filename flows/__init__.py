@@ -1,0 +1,1 @@
+"""Prefect flows: thin tasks around the library's stages; deployments live in deploy/."""

@@ -1,0 +1,34 @@
+"""Console entry point ``mhhs-pipeline``: the library's CLI plus the Prefect ``run`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mhhs_pipeline import cli
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flows.pipeline import mhhs_run
+
+    result = mhhs_run(
+        scenario_url=args.scenario,
+        out=args.out,
+        run_id=args.run_id,
+        workers=args.workers,
+        dask_address=args.dask_address,
+        overrides=cli.scenario_overrides(args),
+        progress=not args.no_progress,
+    )
+    t = result["totals"]
+    print(f"run {result['run_id']}: {t['mpans']} MPANs, {t['half_hour_values']} half-hour values, {t['files']} files")
+    print(f"manifest: {result['manifest_url']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(argv, run_handler=_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

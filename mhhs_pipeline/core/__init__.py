@@ -1,0 +1,1 @@
+"""HOW to generate: pure, deterministic numpy/pyarrow. No Dask, Prefect, fsspec or clocks."""

@@ -1,0 +1,63 @@
+"""Canonical Arrow schemas: the contract for consumption and registration datasets."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+CONSUMPTION_SCHEMA = pa.schema(
+    [
+        pa.field("mpan_core", pa.string(), nullable=False),
+        pa.field("measurement_quantity", pa.string(), nullable=False),
+        pa.field("period_end_utc", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("settlement_date", pa.date32(), nullable=False),
+        pa.field("settlement_period", pa.int16(), nullable=False),
+        pa.field("consumption_kwh", pa.float64(), nullable=False),
+        pa.field("quality", pa.string(), nullable=False),
+        pa.field("estimation_reason", pa.int16(), nullable=True),
+        pa.field("provenance", pa.string(), nullable=False),
+    ]
+)
+
+REGISTRATION_SCHEMA = pa.schema(
+    [
+        pa.field("mpan_core", pa.string(), nullable=False),
+        pa.field("effective_from", pa.date32(), nullable=False),
+        pa.field("effective_to", pa.date32(), nullable=True),
+        pa.field("supplier_id", pa.string(), nullable=False),
+        pa.field("data_service_id", pa.string(), nullable=False),
+        pa.field("metering_service_id", pa.string(), nullable=False),
+        pa.field("distributor_id", pa.string(), nullable=False),
+        pa.field("gsp_group", pa.string(), nullable=False),
+        pa.field("market_segment", pa.string(), nullable=False),
+        pa.field("connection_type", pa.string(), nullable=False),
+        pa.field("energisation_status", pa.string(), nullable=False),
+        pa.field("energy_direction", pa.string(), nullable=False),
+        pa.field("domestic_premise", pa.bool_(), nullable=False),
+        pa.field("annual_consumption_kwh", pa.float64(), nullable=False),
+        pa.field("dcc_service_flag", pa.string(), nullable=False),
+        pa.field("archetype", pa.string(), nullable=False),
+        pa.field("provenance", pa.string(), nullable=False),
+        pa.field("linked_import_mpan", pa.string(), nullable=True),
+    ]
+)
+
+CONSUMPTION_KEY = ("mpan_core", "measurement_quantity", "period_end_utc")
+
+
+def same_columns(actual: pa.Schema, expected: pa.Schema) -> list[str]:
+    """Differences between two schemas by column name and type (dictionary<string> == string)."""
+    problems = []
+    got = {f.name: f.type for f in actual}
+    for field in expected:
+        if field.name not in got:
+            problems.append(f"missing column {field.name}")
+            continue
+        typ = got[field.name]
+        if pa.types.is_dictionary(typ):
+            typ = typ.value_type
+        if typ != field.type:
+            problems.append(f"column {field.name} has type {typ}, expected {field.type}")
+    extra = sorted(set(got) - {f.name for f in expected})
+    if extra:
+        problems.append(f"unexpected columns {extra}")
+    return problems

@@ -1,0 +1,1 @@
+"""Encoders: Arrow tables in canonical columns -> bytes. Pure, no I/O."""

@@ -1,0 +1,112 @@
+"""A run directory on any fsspec filesystem: write files with checksums, manifest last.
+
+Files are encoded in memory and written whole (``pipe``), so the sha256 and byte count
+come from the exact bytes landed. The manifest is written only after every data file;
+re-running a run id first removes the old manifest, then the old files, so a reader
+never sees a manifest that lists files of two runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from dataclasses import asdict, dataclass
+
+import fsspec
+
+from mhhs_pipeline.io.paths import check_run_id, join
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str  # relative to the run directory
+    participant_role: str
+    participant_id: str
+    dataset: str
+    format: str
+    rows: int
+    bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _fs(url: str):
+    fs, root = fsspec.core.url_to_fs(url)
+    return fs, root.rstrip("/")
+
+
+class RunStore:
+    """The run directory ``<out>/<run_id>`` on the filesystem of ``out``."""
+
+    def __init__(self, out_url: str, run_id: str):
+        self.out_url = out_url.rstrip("/")
+        self.run_id = check_run_id(run_id)
+        self.fs, root = _fs(self.out_url)
+        self.root = posixpath.join(root, run_id) if root else run_id
+        self.url = f"{self.out_url}/{run_id}"
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        # Local folders need parent directories; object stores have none.
+        self._local = "file" in protocols or "local" in protocols
+
+    def _abs(self, rel: str) -> str:
+        return posixpath.join(self.root, join(rel))
+
+    def write(self, rel: str, data: bytes, *, role: str, participant_id: str, dataset: str, fmt: str, rows: int) -> FileRecord:
+        path = self._abs(rel)
+        if self._local:
+            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        self.fs.pipe_file(path, data)
+        return FileRecord(rel, role, participant_id, dataset, fmt, rows, len(data), hashlib.sha256(data).hexdigest())
+
+    def read(self, rel: str) -> bytes:
+        return self.fs.cat_file(self._abs(rel))
+
+    def exists(self, rel: str) -> bool:
+        return self.fs.exists(self._abs(rel))
+
+    def list_files(self) -> list[str]:
+        """Every file under the run directory, relative to it."""
+        if not self.fs.exists(self.root):
+            return []
+        found = self.fs.find(self.root)
+        prefix = self.root.rstrip("/") + "/"
+        return sorted(p[len(prefix):] if p.startswith(prefix) else p for p in found)
+
+    def reset(self) -> None:
+        """Remove a previous run with this id: manifest first, then its files."""
+        if hasattr(self.fs, "invalidate_cache"):
+            self.fs.invalidate_cache()
+        manifest = posixpath.join(self.root, MANIFEST)
+        if self.fs.exists(manifest):
+            self.fs.rm_file(manifest)
+        if self.fs.exists(self.root):
+            self.fs.rm(self.root, recursive=True)
+        if hasattr(self.fs, "invalidate_cache"):
+            self.fs.invalidate_cache()
+
+    def write_manifest(self, manifest: dict) -> str:
+        data = json.dumps(manifest, indent=1, sort_keys=False).encode()
+        path = posixpath.join(self.root, MANIFEST)
+        if self._local:
+            self.fs.makedirs(self.root, exist_ok=True)
+        self.fs.pipe_file(path, data)
+        return f"{self.url}/{MANIFEST}"
+
+    def read_manifest(self) -> dict:
+        if hasattr(self.fs, "invalidate_cache"):
+            self.fs.invalidate_cache()
+        return json.loads(self.fs.cat_file(posixpath.join(self.root, MANIFEST)))
+
+
+def store_for_run_url(run_url: str) -> RunStore:
+    """The RunStore of a run directory URL ``<out>/<run_id>``."""
+    run_url = run_url.rstrip("/")
+    out, _, run_id = run_url.rpartition("/")
+    if not run_id:
+        raise ValueError(f"{run_url!r} is not a run directory (<out>/<run_id>)")
+    return RunStore(out or ".", run_id)

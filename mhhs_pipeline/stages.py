@@ -1,0 +1,106 @@
+"""Pipeline stages as plain functions; Prefect flows in ``flows/`` wrap them as tasks.
+
+load scenario -> plan units -> reset run dir -> run units on Dask -> manifest (last).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+
+import fsspec
+
+from mhhs_pipeline.io.paths import check_run_id
+from mhhs_pipeline.io.store import FileRecord, RunStore
+from mhhs_pipeline.plan import plan_units
+from mhhs_pipeline.runner import UnitJob, UnitResult, run_unit
+from mhhs_pipeline.spec.scenario import Scenario, apply_overrides_to_yaml, parse_scenario
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    scenario: Scenario
+    text: str  # after CLI overrides
+    sha256: str
+
+
+def load_scenario(url: str, overrides: dict | None = None) -> LoadedScenario:
+    """Read a scenario file (path or fsspec URL), apply overrides, validate strictly."""
+    with fsspec.open(url, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        from mhhs_pipeline.spec.scenario import ScenarioError
+
+        raise ScenarioError(f"{url} is not UTF-8 text; save the scenario as UTF-8 YAML") from None
+    effective = apply_overrides_to_yaml(text, overrides or {})
+    data = effective.encode("utf-8") if overrides else raw
+    return LoadedScenario(parse_scenario(effective), effective, hashlib.sha256(data).hexdigest())
+
+
+def default_run_id(scenario: Scenario, now_utc: dt.datetime) -> str:
+    return check_run_id(f"{scenario.name}-{now_utc.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}")
+
+
+def prepare_run(out_url: str, run_id: str) -> RunStore:
+    store = RunStore(out_url, run_id)
+    store.reset()
+    return store
+
+
+def unit_jobs(loaded: LoadedScenario, out_url: str, run_id: str) -> list[UnitJob]:
+    return [UnitJob(loaded.scenario, out_url, run_id, u) for u in plan_units(loaded.scenario)]
+
+
+def run_jobs_serially(jobs: list[UnitJob]) -> list[UnitResult]:
+    return [run_unit(j) for j in jobs]
+
+
+def manifest_for(loaded: LoadedScenario, run_id: str, results: list[UnitResult]) -> dict:
+    records: list[FileRecord] = sorted((r for res in results for r in res.records), key=lambda r: r.path)
+    paths = [r.path for r in records]
+    if len(set(paths)) != len(paths):
+        raise RuntimeError("two work units wrote the same file; the plan is broken")
+    sc = loaded.scenario
+    return {
+        "run_id": run_id,
+        "seed": sc.seed,
+        "scenario": sc.name,
+        "scenario_sha256": loaded.sha256,
+        "window": {"start": sc.window.start.isoformat(), "end": sc.window.end.isoformat()},
+        "generator": {"name": "mhhs-pipeline", "version": _version()},
+        "totals": {
+            "mpans": sum(r.mpans for r in results),
+            "half_hour_values": sum(r.half_hours for r in results),
+            "files": len(records),
+            "bytes": sum(r.bytes for r in records),
+        },
+        "files": [r.to_dict() for r in records],
+    }
+
+
+def summary_rows(manifest: dict) -> list[dict]:
+    """Rows (half-hour values or registration rows) and files per participant and dataset.
+
+    Every format of a dataset carries the same rows, so rows are counted once per format.
+    """
+    rows: dict[tuple, dict[str, int]] = {}
+    files: Counter = Counter()
+    for f in manifest["files"]:
+        key = (f["participant_role"], f["participant_id"], f["dataset"])
+        per_format = rows.setdefault(key, {})
+        per_format[f["format"]] = per_format.get(f["format"], 0) + f["rows"]
+        files[key] += 1
+    return [
+        {"role": k[0], "participant": k[1], "dataset": k[2], "rows": max(rows[k].values()), "files": files[k]}
+        for k in sorted(rows)
+    ]
+
+
+def _version() -> str:
+    from mhhs_pipeline import __version__
+
+    return __version__
