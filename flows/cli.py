@@ -9,6 +9,14 @@ from mhhs_pipeline import cli
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mhhs_pipeline import stages
+    from mhhs_pipeline.io.paths import check_run_id
+
+    # Fail fast, before Prefect starts, on a bad scenario or run id: a clear message, no traceback.
+    stages.load_scenario(args.scenario, cli.scenario_overrides(args))
+    if args.run_id:
+        check_run_id(args.run_id)
+
     from flows.pipeline import mhhs_run
 
     result = mhhs_run(

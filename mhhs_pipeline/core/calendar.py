@@ -74,8 +74,8 @@ def settlement_grid(first_day: dt.date, last_day: dt.date) -> HalfHourGrid:
         settlement_date_local=local_date.tz_localize(None).values.astype("datetime64[D]"),
         settlement_period_local=(np.asarray(elapsed, dtype=np.int64) + 1).astype(np.int16),
         local_slot=(np.asarray(local_naive_minutes) // 30).astype(np.int16),
-        local_weekday=np.asarray(local_start.weekday, dtype=np.int8),
-        local_doy=np.asarray(local_start.dayofyear, dtype=np.int16),
+        local_weekday=np.asarray(local_start.day_of_week, dtype=np.int8),
+        local_doy=np.asarray(local_start.day_of_year, dtype=np.int16),
     )
 
 

@@ -49,7 +49,7 @@ def _fixed3(values: pa.ChunkedArray | pa.Array) -> pa.Array:
 def _iso_utc(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     """UTC instants as 'YYYY-MM-DDTHH:MM:SSZ', formatted once per distinct value."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    enc = pc.dictionary_encode(arr.cast(pa.timestamp("us")))
+    enc = pc.dictionary_encode(arr.cast(pa.timestamp("s")))  # whole seconds: %S prints no fraction
     text = pc.strftime(enc.dictionary, format="%Y-%m-%dT%H:%M:%SZ")
     return pc.take(text, enc.indices)
 
@@ -73,10 +73,12 @@ def csv_ready(table: pa.Table) -> pa.Table:
 
 def encode_csv(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
+    # pyarrow always quotes header names; the contract's header is plain, so write it here.
+    sink.write((",".join(table.column_names) + "\n").encode())
     pacsv.write_csv(
         csv_ready(table),
         sink,
-        write_options=pacsv.WriteOptions(include_header=True, batch_size=1 << 20, quoting_style="needed"),
+        write_options=pacsv.WriteOptions(include_header=False, batch_size=1 << 20, quoting_style="none"),
     )
     return sink.getvalue().to_pybytes()
 

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mhhs_pipeline.spec.load_model import FaultModel, LoadModel
+
 MPID_PATTERN = re.compile(r"^[A-Z0-9]{4}$")
 GSP_GROUPS = ("_A", "_B", "_C", "_D", "_E", "_F", "_G", "_H", "_J", "_K", "_L", "_M", "_N", "_P")
 
@@ -203,6 +205,8 @@ class Scenario(_Strict):
     generation: Generation = Field(default_factory=Generation)
     partitioning: Partitioning = Field(default_factory=Partitioning)
     outputs: Outputs = Field(default_factory=Outputs)
+    load_model: LoadModel = Field(default_factory=LoadModel)
+    faults: FaultModel = Field(default_factory=FaultModel)
 
 
 def _format_errors(err: ValidationError) -> str:

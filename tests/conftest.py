@@ -1,0 +1,47 @@
+"""Shared fixtures: scenarios, the shared reference folder, and run helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mhhs_pipeline.spec.scenario import Scenario, apply_overrides_to_yaml, parse_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+QUICKSTART = ROOT / "configs" / "quickstart.yaml"
+CLI = [sys.executable, "-m", "flows.cli"]
+
+
+def scenario(**overrides) -> Scenario:
+    """The quickstart scenario with dotted-path overrides (``population.mpans=200``)."""
+    text = apply_overrides_to_yaml(QUICKSTART.read_text(), {k.replace("__", "."): v for k, v in overrides.items()})
+    return parse_scenario(text)
+
+
+@pytest.fixture
+def quickstart() -> Scenario:
+    return parse_scenario(QUICKSTART.read_text())
+
+
+def cli_env(tmp_path: Path) -> dict:
+    """Environment for CLI subprocesses: own Prefect home, analytics off, no user config."""
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def run_cli(args: list[str], tmp_path: Path, timeout: int = 240, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        CLI + args, cwd=ROOT, env=env or cli_env(tmp_path), capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,175 @@
+"""End to end on real components: the CLI runs the Prefect flow on a real Dask cluster,
+``validate`` accepts the run and rejects damaged copies of it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import QUICKSTART, ROOT, cli_env, run_cli
+from mhhs_pipeline.formats.tabular import encode_parquet
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("qs")
+    out = tmp / "landing"
+    res = run_cli(["run", str(QUICKSTART), "--out", str(out), "--run-id", "qs", "--workers", "2", "--no-progress"], tmp)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return tmp, out / "qs", res.stdout
+
+
+def test_quickstart_runs_and_validates(quickstart_run):
+    tmp, run_dir, stdout = quickstart_run
+    assert f"manifest: {run_dir}/manifest.json" in stdout
+    res = run_cli(["validate", str(run_dir)], tmp)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "OK" in res.stdout
+
+
+def test_manifest_follows_the_contract(quickstart_run):
+    _, run_dir, _ = quickstart_run
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["run_id"] == "qs" and m["window"] == {"start": "2026-10-19", "end": "2026-11-01"}
+    assert re.fullmatch(r"[0-9a-f]{64}", m["scenario_sha256"])
+    import hashlib
+
+    assert m["scenario_sha256"] == hashlib.sha256(QUICKSTART.read_bytes()).hexdigest()
+    roles = {(f["participant_role"], f["participant_id"]) for f in m["files"]}
+    assert {r for r, _ in roles} == {"supplier", "data_service", "ldso", "central"}
+    assert all(re.fullmatch(r"[A-Z0-9]{4}", p) for r, p in roles if r != "central")
+    assert ("ldso", "LOND") in roles and any(r == "ldso" and p in ("IPNL", "LENG", "GUCL", "ETCL", "HARL", "PENL", "UKPD", "UDNL", "GGEN", "MPDL", "FEAL", "VATT", "FORB", "INDI", "STRK", "UTAL") for r, p in roles)
+    for f in m["files"]:
+        assert f["path"].startswith(f"{f['participant_role']}/{f['participant_id']}/{f['dataset']}/")
+        assert (run_dir / f["path"]).stat().st_size == f["bytes"]
+    central = [f for f in m["files"] if f["participant_role"] == "central" and f["dataset"] == "consumption" and f["format"] == "parquet"]
+    t = pa.concat_tables([pq.read_table(run_dir / f["path"]) for f in central])
+    assert t.num_rows == sum(f["rows"] for f in central) == m["totals"]["half_hour_values"]
+    # 50 local periods on the long day, and both time views present
+    oct25 = t.filter(pc.equal(t.column("settlement_date"), pa.scalar(__import__("datetime").date(2026, 10, 25))))
+    assert pc.max(oct25.column("settlement_period")).as_py() == 50
+    csv_text = (run_dir / central[0]["path"].replace(".parquet", ".csv")).read_text().splitlines()
+    assert csv_text[0] == "mpan_core,measurement_quantity,period_end_utc,settlement_date,settlement_period,consumption_kwh,quality,estimation_reason,provenance"
+    assert re.fullmatch(r"\d{13},A[IE]|R[IE],\d{4}-\d\d-\d\dT\d\d:[03]0:00Z,\d{4}-\d\d-\d\d,\d+,\d+\.\d{3},[A-Z0-9]+,\d*,manufactured".replace("A[IE]|R[IE]", "(?:AI|AE|RI|RE)"), csv_text[1])
+
+
+def _copy(run_dir, tmp, name):
+    dst = tmp / name / "qs"
+    shutil.copytree(run_dir, dst)
+    return dst
+
+
+def _rewrite_manifest(dst, path, data):
+    import hashlib
+
+    m = json.loads((dst / "manifest.json").read_text())
+    for f in m["files"]:
+        if f["path"] == path:
+            f["bytes"], f["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    (dst / "manifest.json").write_text(json.dumps(m))
+
+
+def test_validate_rejects_a_flipped_byte(quickstart_run, tmp_path):
+    tmp, run_dir, _ = quickstart_run
+    dst = _copy(run_dir, tmp_path, "flip")
+    m = json.loads((dst / "manifest.json").read_text())
+    target = dst / next(f["path"] for f in m["files"] if f["format"] == "csv" and f["participant_role"] == "supplier")
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    res = run_cli(["validate", str(dst)], tmp)
+    assert res.returncode == 1 and "sha256 mismatch" in res.stdout
+
+
+def test_validate_rejects_a_missing_file_and_a_missing_manifest(quickstart_run, tmp_path):
+    tmp, run_dir, _ = quickstart_run
+    dst = _copy(run_dir, tmp_path, "missing")
+    m = json.loads((dst / "manifest.json").read_text())
+    gone = next(f["path"] for f in m["files"] if f["participant_role"] == "ldso")
+    (dst / gone).unlink()
+    res = run_cli(["validate", str(dst)], tmp)
+    assert res.returncode == 1 and f"missing file {gone}" in res.stdout
+    (dst / "manifest.json").unlink()
+    res = run_cli(["validate", str(dst)], tmp)
+    assert res.returncode == 1 and "no manifest.json" in res.stdout
+
+
+def test_validate_rejects_a_foreign_row_even_with_a_matching_checksum(quickstart_run, tmp_path):
+    tmp, run_dir, _ = quickstart_run
+    dst = _copy(run_dir, tmp_path, "foreign")
+    m = json.loads((dst / "manifest.json").read_text())
+    sup = [f for f in m["files"] if f["participant_role"] == "supplier" and f["dataset"] == "consumption" and f["format"] == "parquet"]
+    mine, other = sup[0], next(f for f in sup if f["participant_id"] != sup[0]["participant_id"])
+    stolen = pq.read_table(dst / other["path"]).slice(0, 1)
+    t = pa.concat_tables([pq.read_table(dst / mine["path"]).slice(1), stolen])  # same row count, one foreign row
+    data = encode_parquet(t)
+    (dst / mine["path"]).write_bytes(data)
+    _rewrite_manifest(dst, mine["path"], data)
+    res = run_cli(["validate", str(dst)], tmp)
+    assert res.returncode == 1
+    assert "belong to another supplier" in res.stdout
+    assert "CSV content differs" in res.stdout  # the CSV twin still holds the original rows
+
+
+def test_validate_rejects_an_unlisted_file(quickstart_run, tmp_path):
+    tmp, run_dir, _ = quickstart_run
+    dst = _copy(run_dir, tmp_path, "unlisted")
+    (dst / "supplier" / "GRNX" / "consumption" / "extra.csv").write_text("x\n")
+    res = run_cli(["validate", str(dst)], tmp)
+    assert res.returncode == 1 and "unlisted file supplier/GRNX/consumption/extra.csv" in res.stdout
+
+
+def test_bad_scenario_fails_fast_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(QUICKSTART.read_text().replace("mpans: 2000", "mpans: -3"))
+    res = run_cli(["run", str(bad), "--out", str(tmp_path / "o")], tmp_path)
+    assert res.returncode == 2
+    assert "population.mpans" in res.stderr and "Traceback" not in res.stderr + res.stdout
+    assert not (tmp_path / "o").exists()
+
+
+def test_external_scheduler_with_two_worker_processes(tmp_path):
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1, used via --dask-address."""
+    sched_file = tmp_path / "scheduler.json"
+    env = cli_env(tmp_path)
+    bin_dir = ROOT / ".venv" / "bin"
+    dask_cli = [str(bin_dir / "dask")] if (bin_dir / "dask").exists() else [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen(dask_cli + ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        from distributed import Client
+
+        import time
+
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        for _ in range(2):
+            procs.append(subprocess.Popen(dask_cli + ["worker", address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with Client(address, timeout=30) as c:
+            c.wait_for_workers(2, timeout=60)
+            worker_pids = set(c.run(lambda: __import__("os").getpid()).values())
+        assert len(worker_pids) == 2
+        out = tmp_path / "land"
+        res = run_cli(["run", str(QUICKSTART), "--out", str(out), "--run-id", "ext", "--dask-address", address, "--mpans", "300", "--no-progress"], tmp_path)
+        assert res.returncode == 0, res.stdout + res.stderr
+        res = run_cli(["validate", str(out / "ext")], tmp_path)
+        assert res.returncode == 0, res.stdout
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
