@@ -7,18 +7,16 @@ records of the files it wrote and the row counts per participant.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from mhhs_pipeline.core.load import generate_consumption
 from mhhs_pipeline.core.participants import consumption_slices, registration_slices
 from mhhs_pipeline.core.registrations import synthesise_registrations
-from mhhs_pipeline.formats.tabular import encode_csv, encode_parquet
-from mhhs_pipeline.io.paths import participant_prefix
+from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabular
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.plan import WorkUnit
 from mhhs_pipeline.spec.scenario import Scenario
-
-ENCODERS = {"parquet": (encode_parquet, "parquet"), "csv": (encode_csv, "csv")}
 
 
 @dataclass(frozen=True)
@@ -39,10 +37,7 @@ class UnitResult:
 
 
 def run_unit(job: UnitJob) -> UnitResult:
-    import time
-
     scenario, unit = job.scenario, job.unit
-    store = RunStore(job.out_url, job.run_id)
     result = UnitResult(unit.unit_id)
 
     t0 = time.perf_counter()
@@ -52,23 +47,16 @@ def run_unit(job: UnitJob) -> UnitResult:
     result.half_hours = gen.table.num_rows
     result.mpans = len(set(reg.column("mpan_core").to_pylist()))
 
+    ctx = UnitContext(scenario, RunStore(job.out_url, job.run_id), reg, unit.first_day, unit.last_day)
     for sl in consumption_slices(reg, gen.registration_row):
-        part = gen.table.take(sl.rows) if sl.role != "central" else gen.table
-        result.records += _write_all(store, scenario, sl.role, sl.participant_id, "consumption", unit.unit_id, part, part.num_rows)
+        whole = sl.role == "central"
+        part = gen.table if whole else gen.table.take(sl.rows)
+        reg_rows = gen.registration_row if whole else gen.registration_row[sl.rows]
+        result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows)
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"
         for sl in registration_slices(reg):
-            part = reg.take(sl.rows) if sl.role != "central" else reg
-            result.records += _write_all(store, scenario, sl.role, sl.participant_id, "registrations", block_id, part, part.num_rows)
+            part = reg if sl.role == "central" else reg.take(sl.rows)
+            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part)
     return result
-
-
-def _write_all(store: RunStore, scenario: Scenario, role: str, pid: str, dataset: str, name: str, table, rows: int) -> list[FileRecord]:
-    prefix = participant_prefix(role, pid)
-    out = []
-    for fmt in scenario.outputs.formats:
-        encode, ext = ENCODERS[fmt]
-        data = encode(table)
-        out.append(store.write(f"{prefix}/{dataset}/{name}.{ext}", data, role=role, participant_id=pid, dataset=dataset, fmt=fmt, rows=rows))
-    return out

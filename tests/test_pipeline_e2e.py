@@ -63,6 +63,16 @@ def test_manifest_follows_the_contract(quickstart_run):
     assert re.fullmatch(r"\d{13},A[IE]|R[IE],\d{4}-\d\d-\d\dT\d\d:[03]0:00Z,\d{4}-\d\d-\d\d,\d+,\d+\.\d{3},[A-Z0-9]+,\d*,manufactured".replace("A[IE]|R[IE]", "(?:AI|AE|RI|RE)"), csv_text[1])
 
 
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A 200-MPAN run in every format: the victim of the damage tests."""
+    tmp = tmp_path_factory.mktemp("small")
+    out = tmp / "landing"
+    res = run_cli(["run", str(QUICKSTART), "--out", str(out), "--run-id", "qs", "--mpans", "200", "--workers", "1", "--no-progress"], tmp)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return tmp, out / "qs", res.stdout
+
+
 def _copy(run_dir, tmp, name):
     dst = tmp / name / "qs"
     shutil.copytree(run_dir, dst)
@@ -79,8 +89,8 @@ def _rewrite_manifest(dst, path, data):
     (dst / "manifest.json").write_text(json.dumps(m))
 
 
-def test_validate_rejects_a_flipped_byte(quickstart_run, tmp_path):
-    tmp, run_dir, _ = quickstart_run
+def test_validate_rejects_a_flipped_byte(small_run, tmp_path):
+    tmp, run_dir, _ = small_run
     dst = _copy(run_dir, tmp_path, "flip")
     m = json.loads((dst / "manifest.json").read_text())
     target = dst / next(f["path"] for f in m["files"] if f["format"] == "csv" and f["participant_role"] == "supplier")
@@ -91,8 +101,8 @@ def test_validate_rejects_a_flipped_byte(quickstart_run, tmp_path):
     assert res.returncode == 1 and "sha256 mismatch" in res.stdout
 
 
-def test_validate_rejects_a_missing_file_and_a_missing_manifest(quickstart_run, tmp_path):
-    tmp, run_dir, _ = quickstart_run
+def test_validate_rejects_a_missing_file_and_a_missing_manifest(small_run, tmp_path):
+    tmp, run_dir, _ = small_run
     dst = _copy(run_dir, tmp_path, "missing")
     m = json.loads((dst / "manifest.json").read_text())
     gone = next(f["path"] for f in m["files"] if f["participant_role"] == "ldso")
@@ -104,8 +114,8 @@ def test_validate_rejects_a_missing_file_and_a_missing_manifest(quickstart_run, 
     assert res.returncode == 1 and "no manifest.json" in res.stdout
 
 
-def test_validate_rejects_a_foreign_row_even_with_a_matching_checksum(quickstart_run, tmp_path):
-    tmp, run_dir, _ = quickstart_run
+def test_validate_rejects_a_foreign_row_even_with_a_matching_checksum(small_run, tmp_path):
+    tmp, run_dir, _ = small_run
     dst = _copy(run_dir, tmp_path, "foreign")
     m = json.loads((dst / "manifest.json").read_text())
     sup = [f for f in m["files"] if f["participant_role"] == "supplier" and f["dataset"] == "consumption" and f["format"] == "parquet"]
@@ -121,8 +131,8 @@ def test_validate_rejects_a_foreign_row_even_with_a_matching_checksum(quickstart
     assert "CSV content differs" in res.stdout  # the CSV twin still holds the original rows
 
 
-def test_validate_rejects_an_unlisted_file(quickstart_run, tmp_path):
-    tmp, run_dir, _ = quickstart_run
+def test_validate_rejects_an_unlisted_file(small_run, tmp_path):
+    tmp, run_dir, _ = small_run
     dst = _copy(run_dir, tmp_path, "unlisted")
     (dst / "supplier" / "GRNX" / "consumption" / "extra.csv").write_text("x\n")
     res = run_cli(["validate", str(dst)], tmp)

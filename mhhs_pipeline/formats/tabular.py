@@ -32,7 +32,7 @@ def encode_parquet(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _fixed3(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+def fixed3(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     """Doubles as strings with exactly three decimals (values are non-negative or not)."""
     v = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
     milli = np.rint(v * 1000.0).astype(np.int64)
@@ -62,7 +62,7 @@ def csv_ready(table: pa.Table) -> pa.Table:
         if pa.types.is_timestamp(col.type):
             col = _iso_utc(col)
         elif name.endswith("_kwh"):
-            col = _fixed3(col)
+            col = fixed3(col)
         elif pa.types.is_date(col.type):
             arr = col.combine_chunks()
             enc = pc.dictionary_encode(arr)

@@ -179,7 +179,7 @@ class Partitioning(_Strict):
     days_per_unit: Annotated[int, Field(ge=1, le=3660)] = 31
 
 
-FormatName = Literal["parquet", "csv"]
+FormatName = Literal["parquet", "csv", "if021_json", "dcc_xml"]
 
 
 class Outputs(_Strict):
@@ -192,6 +192,8 @@ class Outputs(_Strict):
             raise ValueError("outputs.formats is empty; list at least one of parquet, csv")
         if len(set(value)) != len(value):
             raise ValueError("outputs.formats lists a format twice")
+        if not {"parquet", "csv"} & set(value):
+            raise ValueError("outputs.formats needs parquet or csv: validation and the central copy rely on a tabular format")
         return value
 
 

@@ -1,0 +1,127 @@
+"""Deliver one participant's slice in every format its role receives.
+
+| role | formats |
+|---|---|
+| every role | the scenario's tabular formats (Parquet, CSV) |
+| central, supplier, LDSO | MHHS IF-021 JSON (the DIP receivers) |
+| data service | DCC 4.8.1 / 4.8.3 profile-data responses for its DCC-enrolled Smart MPANs |
+
+Paths are ``<role>/<participant_id>/<dataset>/<name>``; ids are checked before they
+become paths (:func:`mhhs_pipeline.io.paths.participant_prefix`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mhhs_pipeline.formats.dcc_xml import encode_dcc_profile_responses
+from mhhs_pipeline.formats.if021 import encode_if021
+from mhhs_pipeline.formats.tabular import encode_csv, encode_parquet
+from mhhs_pipeline.io.paths import participant_prefix
+from mhhs_pipeline.io.store import FileRecord, RunStore
+from mhhs_pipeline.spec.scenario import Scenario
+
+TABULAR = {"parquet": (encode_parquet, "parquet"), "csv": (encode_csv, "csv")}
+IF021_ROLES = ("central", "supplier", "ldso")
+
+
+@dataclass(frozen=True)
+class UnitContext:
+    """What every delivery of one work unit shares."""
+
+    scenario: Scenario
+    store: RunStore
+    registrations: pa.Table
+    first_day: dt.date
+    last_day: dt.date
+
+    @property
+    def sender_timestamp_utc(self) -> dt.datetime:
+        # Deterministic: the data never depends on when it was generated. A data service
+        # sends a day's data early the next morning, so stamp 01:00 UTC after the last day.
+        return dt.datetime.combine(self.last_day + dt.timedelta(days=1), dt.time(1, 0), tzinfo=dt.UTC)
+
+
+def write_tabular(ctx: UnitContext, role: str, pid: str, dataset: str, name: str, table: pa.Table) -> list[FileRecord]:
+    prefix = participant_prefix(role, pid)
+    out = []
+    for fmt in ctx.scenario.outputs.formats:
+        if fmt not in TABULAR:
+            continue
+        encode, ext = TABULAR[fmt]
+        out.append(
+            ctx.store.write(
+                f"{prefix}/{dataset}/{name}.{ext}", encode(table),
+                role=role, participant_id=pid, dataset=dataset, fmt=fmt, rows=table.num_rows,
+            )
+        )  # fmt: skip
+    return out
+
+
+def deliver_consumption(ctx: UnitContext, role: str, pid: str, name: str, table: pa.Table, registration_row: np.ndarray) -> list[FileRecord]:
+    """Every format of one participant's consumption slice of one unit."""
+    records = write_tabular(ctx, role, pid, "consumption", name, table)
+    formats = ctx.scenario.outputs.formats
+    if "if021_json" in formats and role in IF021_ROLES and table.num_rows:
+        data, n = _if021(ctx, table, registration_row)
+        records.append(
+            ctx.store.write(
+                f"{participant_prefix(role, pid)}/consumption/{name}.if021.json", data,
+                role=role, participant_id=pid, dataset="consumption", fmt="if021_json", rows=n,
+            )
+        )  # fmt: skip
+    if "dcc_xml" in formats and role == "data_service" and table.num_rows:
+        records += _dcc(ctx, pid, table, registration_row)
+    return records
+
+
+def _if021(ctx: UnitContext, table: pa.Table, registration_row: np.ndarray) -> tuple[bytes, int]:
+    """IF-021 messages; rows are grouped by the data service in force, which issues them."""
+    reg = ctx.registrations
+    ds = np.asarray(reg.column("data_service_id").to_numpy(zero_copy_only=False)).astype(str)[registration_row]
+    first_from = reg.group_by("mpan_core").aggregate([("effective_from", "min")])
+    latest = reg.select(["mpan_core", "distributor_id", "gsp_group", "connection_type", "market_segment"])
+    latest = latest.group_by("mpan_core", use_threads=False).aggregate(
+        [(c, "last") for c in ("distributor_id", "gsp_group", "connection_type", "market_segment")]
+    )
+    latest = latest.rename_columns([c.removesuffix("_last") for c in latest.column_names])
+    statics = latest.join(first_from, "mpan_core").rename_columns(
+        [c if c != "effective_from_min" else "connection_type_effective_from" for c in latest.join(first_from, "mpan_core").column_names]
+    )
+    parts, total = [], 0
+    for service in np.unique(ds):
+        rows = np.flatnonzero(ds == service)
+        info = statics.append_column("data_service_id", pa.array([service] * statics.num_rows, pa.string()))
+        data, n = encode_if021(table.take(rows), info, sender_timestamp_utc=ctx.sender_timestamp_utc)
+        body = data.strip()[1:-1].strip()
+        if body:
+            parts.append(body)
+        total += n
+    return b"[" + b",".join(parts) + b"]", total
+
+
+def _dcc(ctx: UnitContext, pid: str, table: pa.Table, registration_row: np.ndarray) -> list[FileRecord]:
+    """DCC profile-data responses for Smart MPANs enrolled with DCC (flag A), AI and AE."""
+    reg = ctx.registrations
+    flag = np.asarray(reg.column("dcc_service_flag").to_numpy(zero_copy_only=False)).astype(str)[registration_row]
+    seg = np.asarray(reg.column("market_segment").to_numpy(zero_copy_only=False)).astype(str)[registration_row]
+    mq = table.column("measurement_quantity")
+    keep = (flag == "A") & (seg == "S") & pc.is_in(mq, pa.array(["AI", "AE"])).to_numpy(zero_copy_only=False)
+    if not keep.any():
+        return []
+    request = dt.datetime.combine(ctx.last_day + dt.timedelta(days=1), dt.time(2, 0), tzinfo=dt.UTC)
+    prefix = participant_prefix("data_service", pid)
+    out = []
+    for resp in encode_dcc_profile_responses(table.filter(pa.array(keep)), request_timestamp_utc=request):
+        out.append(
+            ctx.store.write(
+                f"{prefix}/dcc_profile_data/{resp.file_name}", resp[2],
+                role="data_service", participant_id=pid, dataset="dcc_profile_data", fmt="dcc_xml", rows=resp[3],
+            )
+        )  # fmt: skip
+    return out
