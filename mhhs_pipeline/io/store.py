@@ -71,6 +71,8 @@ class RunStore:
 
     def list_files(self) -> list[str]:
         """Every file under the run directory, relative to it."""
+        if hasattr(self.fs, "invalidate_cache"):
+            self.fs.invalidate_cache()  # object stores cache listings; we need the truth
         if not self.fs.exists(self.root):
             return []
         found = self.fs.find(self.root)
