@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from mhhs_pipeline import cli
@@ -17,6 +18,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.run_id:
         check_run_id(args.run_id)
 
+    # The embedded default starts a temporary Prefect server; on a busy machine its default
+    # 20 s start-up limit is too tight. Users' own settings win.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.pipeline import mhhs_run
 
     result = mhhs_run(

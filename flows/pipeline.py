@@ -16,6 +16,7 @@ from prefect.tasks import exponential_backoff
 
 from mhhs_pipeline import stages
 from mhhs_pipeline.distributed import run_on_dask
+from mhhs_pipeline.io.store import RunStore
 from mhhs_pipeline.runner import run_unit
 
 
@@ -36,10 +37,13 @@ def generate_and_deliver(jobs, workers: int | None, dask_address: str | None, pr
     return run_on_dask(run_unit, jobs, workers=workers, address=dask_address, progress=progress)
 
 
+@task(name="participant-readmes", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+def participant_readmes(out: str, run_id: str, results):
+    return stages.write_participant_readmes(RunStore(out, run_id), results)
+
+
 @task(name="write-manifest", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
 def write_manifest(out: str, run_id: str, manifest: dict) -> str:
-    from mhhs_pipeline.io.store import RunStore
-
     return RunStore(out, run_id).write_manifest(manifest)
 
 
@@ -58,7 +62,8 @@ def mhhs_run(
     logger.info("run %s: %d work units for %d MPANs", rid, len(jobs), loaded.scenario.population.mpans)
     prepare_run_dir(out, rid)
     results = generate_and_deliver(jobs, workers, dask_address, progress)
-    manifest = stages.manifest_for(loaded, rid, results)
+    readmes = participant_readmes(out, rid, results)
+    manifest = stages.manifest_for(loaded, rid, results, readmes)
     manifest_url = write_manifest(out, rid, manifest)
     rows = stages.summary_rows(manifest)
     totals = manifest["totals"]

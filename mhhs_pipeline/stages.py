@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import fsspec
 
+from mhhs_pipeline.formats.participant_readme import participant_readme
 from mhhs_pipeline.io.paths import check_run_id
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.plan import plan_units
@@ -59,8 +60,21 @@ def run_jobs_serially(jobs: list[UnitJob]) -> list[UnitResult]:
     return [run_unit(j) for j in jobs]
 
 
-def manifest_for(loaded: LoadedScenario, run_id: str, results: list[UnitResult]) -> dict:
-    records: list[FileRecord] = sorted((r for res in results for r in res.records), key=lambda r: r.path)
+def write_participant_readmes(store: RunStore, results: list[UnitResult]) -> list[FileRecord]:
+    """A README.txt in every participant prefix (files, columns, units, time conventions, checksums)."""
+    by_participant: dict[tuple[str, str], list[dict]] = {}
+    for res in results:
+        for r in res.records:
+            by_participant.setdefault((r.participant_role, r.participant_id), []).append(r.to_dict())
+    out = []
+    for (role, pid), files in sorted(by_participant.items()):
+        data = participant_readme(store.run_id, role, pid, files)
+        out.append(store.write(f"{role}/{pid}/README.txt", data, role=role, participant_id=pid, dataset="readme", fmt="text", rows=0))
+    return out
+
+
+def manifest_for(loaded: LoadedScenario, run_id: str, results: list[UnitResult], extra: list[FileRecord] = ()) -> dict:
+    records: list[FileRecord] = sorted([r for res in results for r in res.records] + list(extra), key=lambda r: r.path)
     paths = [r.path for r in records]
     if len(set(paths)) != len(paths):
         raise RuntimeError("two work units wrote the same file; the plan is broken")
