@@ -19,14 +19,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mhhs_pipeline.formats.compression import SUFFIX, compress
 from mhhs_pipeline.formats.dcc_xml import encode_dcc_profile_responses
 from mhhs_pipeline.formats.if021 import encode_if021
 from mhhs_pipeline.formats.tabular import encode_csv, encode_parquet
+from mhhs_pipeline.formats.wide import encode_wide_csv
 from mhhs_pipeline.io.paths import participant_prefix
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.spec.scenario import Scenario
 
-TABULAR = {"parquet": (encode_parquet, "parquet"), "csv": (encode_csv, "csv")}
+TABULAR = {
+    "parquet": (encode_parquet, "parquet"),
+    "csv": (encode_csv, "csv"),
+    "csv_wide": (lambda t: encode_wide_csv(t, local=False), "wide.csv"),
+    "csv_wide_local": (lambda t: encode_wide_csv(t, local=True), "wide_local.csv"),
+}
+CONSUMPTION_ONLY = ("csv_wide", "csv_wide_local")
 IF021_ROLES = ("central", "supplier", "ldso")
 
 
@@ -50,13 +58,17 @@ class UnitContext:
 def write_tabular(ctx: UnitContext, role: str, pid: str, dataset: str, name: str, table: pa.Table) -> list[FileRecord]:
     prefix = participant_prefix(role, pid)
     out = []
+    codec = ctx.scenario.outputs.csv_compression
     for fmt in ctx.scenario.outputs.formats:
-        if fmt not in TABULAR:
+        if fmt not in TABULAR or (fmt in CONSUMPTION_ONLY and dataset != "consumption"):
             continue
         encode, ext = TABULAR[fmt]
+        data = encode(table)
+        if fmt != "parquet":
+            data, ext = compress(data, codec), ext + SUFFIX[codec]
         out.append(
             ctx.store.write(
-                f"{prefix}/{dataset}/{name}.{ext}", encode(table),
+                f"{prefix}/{dataset}/{name}.{ext}", data,
                 role=role, participant_id=pid, dataset=dataset, fmt=fmt, rows=table.num_rows,
             )
         )  # fmt: skip

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mhhs_pipeline.core.calendar import EPOCH_DAY, local_view, utc_settlement_day
@@ -28,7 +29,8 @@ from mhhs_pipeline.core.mpan import check_digits_vec
 from mhhs_pipeline.core.participants import ldso_ids
 from mhhs_pipeline.core.registrations import registrations_on_days
 from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, REGISTRATION_SCHEMA, same_columns
-from mhhs_pipeline.formats.tabular import fixed3, decode_csv
+from mhhs_pipeline.formats.compression import decompress
+from mhhs_pipeline.formats.tabular import decode_csv, fixed3
 from mhhs_pipeline.io.paths import UnsafePathError, participant_prefix
 from mhhs_pipeline.io.store import MANIFEST, store_for_run_url
 
@@ -60,10 +62,10 @@ class ValidationReport:
         return head + f"\nFAILED: {len(self.errors)} problem(s)\n" + "\n".join(f"  - {e}" for e in shown) + more
 
 
-def _decode(data: bytes, fmt: str, dataset: str) -> pa.Table:
+def _decode(data: bytes, fmt: str, dataset: str, path: str) -> pa.Table:
     if fmt == "parquet":
         return pq.read_table(pa.BufferReader(data))
-    return decode_csv(data, _SCHEMAS[dataset])
+    return decode_csv(decompress(data, path), _SCHEMAS[dataset])
 
 
 def _strings(col) -> np.ndarray:
@@ -121,13 +123,15 @@ def validate_run(run_url: str) -> ValidationReport:
             _check_if021(report, path, data, rec, listed)
             if rec["participant_role"] == "central":
                 raw_checks.append((path, data))
+        elif rec["format"] in ("csv_wide", "csv_wide_local"):
+            _check_wide(report, path, decompress(data, path), rec)
         elif rec["format"] == "dcc_xml":
             n = data.count(b"<ra:LogEntry>")
             if n != rec["rows"]:
                 report.add(f"{path}: {n} DCC log entries, manifest says {rec['rows']}")
         if rec["dataset"] in _SCHEMAS and rec["format"] in _TABULAR:
             try:
-                table = _decode(data, rec["format"], rec["dataset"])
+                table = _decode(data, rec["format"], rec["dataset"], path)
             except (pa.ArrowInvalid, ValueError) as exc:
                 report.add(f"{path}: cannot be read as {rec['format']}: {exc}")
                 continue
@@ -180,6 +184,14 @@ def validate_run(run_url: str) -> ValidationReport:
     return report
 
 
+def _check_wide(report: ValidationReport, path: str, data: bytes, rec: dict) -> None:
+    """Wide CSV: the values it carries add up to the manifest's rows."""
+    table = pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(strings_can_be_null=True, null_values=[""]))
+    n = sum(table.num_rows - table.column(c).null_count for c in table.column_names if c.endswith("_kwh"))
+    if n != rec["rows"]:
+        report.add(f"{path}: {n} values in the wide CSV, manifest says {rec['rows']}")
+
+
 def _json_twin(path: str) -> str:
     return path[: -len(".if021.json")] + ".parquet"
 
@@ -228,11 +240,14 @@ def _compare_if021(report: ValidationReport, path: str, data: bytes, twin: pa.Ta
 
 
 def _twin(path: str) -> str:
-    return path[: -len(".csv")] + ".parquet"
+    for suffix in (".csv", ".csv.gz", ".csv.zst"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)] + ".parquet"
+    return path
 
 
 def _has_parquet_twin(path: str, listed: dict) -> bool:
-    return path.endswith(".csv") and _twin(path) in listed
+    return _twin(path) != path and _twin(path) in listed
 
 
 def _central_registrations(listed: dict, tables: dict) -> pa.Table | None:

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import QUICKSTART, ROOT, cli_env, run_cli
+
 from mhhs_pipeline.formats.tabular import encode_parquet
 
 pytestmark = pytest.mark.slow
@@ -156,9 +156,9 @@ def test_external_scheduler_with_two_worker_processes(tmp_path):
     dask_cli = [str(bin_dir / "dask")] if (bin_dir / "dask").exists() else [sys.executable, "-m", "dask"]
     procs = [subprocess.Popen(dask_cli + ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(sched_file)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        from distributed import Client
-
         import time
+
+        from distributed import Client
 
         deadline = time.monotonic() + 60
         while not sched_file.exists() and time.monotonic() < deadline:

@@ -13,7 +13,6 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import QUICKSTART, ROOT, cli_env
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from conftest import QUICKSTART, ROOT, cli_env, run_cli
+from conftest import QUICKSTART, cli_env, run_cli
 
 pytestmark = pytest.mark.slow
 BUCKET = "mhhs-test-landing"

@@ -179,11 +179,13 @@ class Partitioning(_Strict):
     days_per_unit: Annotated[int, Field(ge=1, le=3660)] = 31
 
 
-FormatName = Literal["parquet", "csv", "if021_json", "dcc_xml"]
+FormatName = Literal["parquet", "csv", "csv_wide", "csv_wide_local", "if021_json", "dcc_xml"]
 
 
 class Outputs(_Strict):
     formats: list[FormatName] = Field(default_factory=lambda: ["parquet", "csv"])
+    # Compression of the CSV family (csv, csv_wide, csv_wide_local); Parquet is always zstd.
+    csv_compression: Literal["none", "gzip", "zstd"] = "none"
 
     @field_validator("formats")
     @classmethod

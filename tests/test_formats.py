@@ -1,0 +1,113 @@
+"""Wide CSV variants, compression, and a serial run in every format that validate accepts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from conftest import QUICKSTART, scenario
+
+from mhhs_pipeline import stages
+from mhhs_pipeline.core.load import generate_consumption
+from mhhs_pipeline.core.registrations import synthesise_registrations
+from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA
+from mhhs_pipeline.formats.compression import compress, decompress
+from mhhs_pipeline.formats.tabular import decode_csv, encode_csv
+from mhhs_pipeline.formats.wide import encode_wide_csv
+from mhhs_pipeline.io.store import RunStore
+from mhhs_pipeline.validate import validate_run
+
+
+@pytest.fixture(scope="module")
+def spring_and_autumn():
+    tables = []
+    for d0, d1 in ((dt.date(2026, 3, 27), dt.date(2026, 3, 31)), (dt.date(2026, 10, 23), dt.date(2026, 10, 27))):
+        sc = scenario(**{"window.start": d0.isoformat(), "window.end": d1.isoformat(), "population.advanced_share": 0.2, "population.pv_share_of_domestic": 0.3})
+        reg = synthesise_registrations(sc, 0, 30)
+        tables.append(generate_consumption(sc, reg, d0, d1).table)
+    return pa.concat_tables(tables)
+
+
+def _read_wide(data: bytes) -> pa.Table:
+    return pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(strings_can_be_null=True, null_values=[""], column_types={"mpan_core": pa.string(), "settlement_date": pa.string()}))
+
+
+def test_wide_utc_days_have_48_periods_equal_to_long_rows(spring_and_autumn):
+    t = spring_and_autumn
+    wide = _read_wide(encode_wide_csv(t, local=False))
+    assert wide.column_names[:4] == ["mpan_core", "measurement_quantity", "settlement_date", "periods"]
+    assert len([c for c in wide.column_names if c.endswith("_kwh")]) == 48
+    assert set(wide.column("periods").to_pylist()) == {48}
+    long = t.to_pandas()
+    long["day"] = (long.period_end_utc - dt.timedelta(minutes=30)).dt.strftime("%Y-%m-%d")
+    long["p"] = ((long.period_end_utc - dt.timedelta(minutes=30)).dt.hour * 2 + (long.period_end_utc - dt.timedelta(minutes=30)).dt.minute // 30) + 1
+    w = wide.to_pandas().set_index(["mpan_core", "measurement_quantity", "settlement_date"])
+    for _, r in long.sample(300, random_state=1).iterrows():
+        assert w.loc[(r.mpan_core, r.measurement_quantity, r.day), f"p{r.p:02d}_kwh"] == pytest.approx(r.consumption_kwh, abs=1e-9)
+        assert w.loc[(r.mpan_core, r.measurement_quantity, r.day), f"p{r.p:02d}_quality"] == r.quality
+    assert sum(int(wide.column(c).null_count == 0) for c in wide.column_names if c.endswith("_kwh")) == 48
+
+
+def test_wide_local_days_have_46_and_50_periods(spring_and_autumn):
+    wide = _read_wide(encode_wide_csv(spring_and_autumn, local=True)).to_pandas()
+    assert len([c for c in wide.columns if c.endswith("_kwh")]) == 50
+    by_day = wide.groupby("settlement_date").periods.max()
+    assert by_day["2026-03-29"] == 46 and by_day["2026-10-25"] == 50 and by_day["2026-03-30"] == 48
+    short = wide[wide.settlement_date == "2026-03-29"]
+    assert short.p46_kwh.notna().all() and short.p47_kwh.isna().all() and short.p50_kwh.isna().all()
+    long_day = wide[wide.settlement_date == "2026-10-25"]
+    assert long_day.p50_kwh.notna().all()
+    n_values = int(sum(wide[c].notna().sum() for c in wide.columns if c.endswith("_kwh")))
+    assert n_values == spring_and_autumn.num_rows
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+def test_compression_round_trips_and_is_deterministic(spring_and_autumn, codec):
+    data = encode_csv(spring_and_autumn)
+    packed = compress(data, codec)
+    assert len(packed) < len(data) / 3
+    assert compress(data, codec) == packed
+    path = "x.csv" + (".gz" if codec == "gzip" else ".zst")
+    assert decompress(packed, path) == data
+    if codec == "gzip":
+        assert gzip.decompress(packed) == data
+    back = decode_csv(decompress(packed, path), CONSUMPTION_SCHEMA)
+    assert back.equals(spring_and_autumn)
+
+
+def test_serial_run_in_every_format_validates_and_damage_in_if021_is_caught(tmp_path):
+    overrides = {"population.mpans": 60, "outputs.csv_compression": "zstd", "partitioning.days_per_unit": 5, "population.advanced_share": 0.1}
+    loaded = stages.load_scenario(str(QUICKSTART), overrides)
+    jobs = stages.unit_jobs(loaded, str(tmp_path), "serial")
+    results = stages.run_jobs_serially(jobs)
+    store = RunStore(str(tmp_path), "serial")
+    readmes = stages.write_participant_readmes(store, results)
+    manifest = stages.manifest_for(loaded, "serial", results, readmes)
+    store.write_manifest(manifest)
+    formats = {f["format"] for f in manifest["files"]}
+    assert formats == {"parquet", "csv", "csv_wide", "csv_wide_local", "if021_json", "dcc_xml", "text"}
+    assert all(f["path"].endswith(".zst") for f in manifest["files"] if f["format"].startswith("csv"))
+    report = validate_run(f"{tmp_path}/serial")
+    assert report.ok, report.render()
+    # An IF-021 value changed (and the manifest checksum updated to match) is still caught.
+    import hashlib
+    import json
+
+    rec = next(f for f in manifest["files"] if f["format"] == "if021_json" and f["participant_role"] == "central")
+    path = tmp_path / "serial" / rec["path"]
+    text = path.read_text()
+    i = text.index('"v":"') + 5
+    j = text.index('"', i)
+    text = text[:i] + f"{float(text[i:j]) + 1:.3f}" + text[j:]
+    path.write_text(text)
+    rec["bytes"], rec["sha256"] = len(text.encode()), hashlib.sha256(text.encode()).hexdigest()
+    (tmp_path / "serial" / "manifest.json").write_text(json.dumps(manifest))
+    report = validate_run(f"{tmp_path}/serial")
+    assert not report.ok and any("IF-021 content differs" in e for e in report.errors)
+    readme = (tmp_path / "serial" / "supplier").iterdir().__next__() / "README.txt"
+    assert "period_end_utc" in readme.read_text() and "sha256" in readme.read_text()
+    assert np.all([len(line.split()) == 5 for line in readme.read_text().split("Files (")[1].splitlines()[1:]])
