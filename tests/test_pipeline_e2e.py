@@ -50,7 +50,9 @@ def test_manifest_follows_the_contract(quickstart_run):
     assert all(re.fullmatch(r"[A-Z0-9]{4}", p) for r, p in roles if r != "central")
     assert ("ldso", "LOND") in roles and any(r == "ldso" and p in ("IPNL", "LENG", "GUCL", "ETCL", "HARL", "PENL", "UKPD", "UDNL", "GGEN", "MPDL", "FEAL", "VATT", "FORB", "INDI", "STRK", "UTAL") for r, p in roles)
     for f in m["files"]:
-        assert f["path"].startswith(f"{f['participant_role']}/{f['participant_id']}/{f['dataset']}/")
+        prefix = f"{f['participant_role']}/{f['participant_id']}/"
+        expected = prefix + "README.txt" if f["dataset"] == "readme" else prefix + f["dataset"] + "/"
+        assert f["path"].startswith(expected)
         assert (run_dir / f["path"]).stat().st_size == f["bytes"]
     central = [f for f in m["files"] if f["participant_role"] == "central" and f["dataset"] == "consumption" and f["format"] == "parquet"]
     t = pa.concat_tables([pq.read_table(run_dir / f["path"]) for f in central])

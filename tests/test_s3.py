@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import QUICKSTART, cli_env, run_cli
@@ -87,7 +88,7 @@ def test_run_into_s3_validate_and_download_a_slice(s3_env, tmp_path):
     for f in mine:
         data = (local / f["path"].removeprefix(f"supplier/{supplier}/")).read_bytes()
         assert hashlib.sha256(data).hexdigest() == f["sha256"] and len(data) == f["bytes"]
-    regs = pq.read_table(local / "registrations").to_pandas()
+    regs = pa.concat_tables([pq.read_table(p) for p in (local / "registrations").glob("*.parquet")]).to_pandas()
     assert set(regs.supplier_id) == {supplier}
 
     # Re-running the run id replaces it cleanly: no file of the first run survives.
