@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check a run directory: manifest, checksums, schemas, invariants")
     val.add_argument("run_url", help="run directory URL (<out>/<run_id>)")
+
+    cle = sub.add_parser("cleanse", help="cleanse a registration extract: clean registrations, quarantine, report")
+    cle.add_argument("extract", help="registration extract, CSV or Parquet (path or fsspec URL)")
+    cle.add_argument("--out", required=True, help="output URL: a folder, or s3://bucket/prefix")
+    cle.add_argument("--run-id", help="run id (default: cleanse- + UTC start time)")
+    cle.add_argument("--seed", type=int, default=0, help="seed of the values manufactured for empty attributes")
     return parser
 
 
@@ -81,9 +87,35 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_cleanse(args: argparse.Namespace) -> int:
+    from mhhs_pipeline.cleanse import ReconciliationError
+    from mhhs_pipeline.io.extract import ExtractError, write_cleanse_run
+    from mhhs_pipeline.io.paths import check_run_id
+
+    run_id = check_run_id(args.run_id or f"cleanse-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+    try:
+        manifest_url, _, out = write_cleanse_run(args.extract, args.out, run_id, seed=args.seed)
+    except ExtractError as exc:
+        # One line, no traceback, nothing written: the message names the file, place and fix.
+        print(f"mhhs-pipeline: cannot cleanse {exc}", file=sys.stderr)
+        return 2
+    except ReconciliationError as exc:
+        print(f"mhhs-pipeline: internal error, no manifest written: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError:
+        raise  # the input is missing: main() says so
+    except OSError as exc:  # the output could not be written (permissions, credentials, space)
+        print(f"mhhs-pipeline: cannot write the run to {args.out}: {exc}; no manifest written", file=sys.stderr)
+        return 2
+    print(out.stats.reconciliation_line())
+    print(f"registrations {out.stats.clean}, quarantined {out.stats.quarantined}, merged duplicates {out.stats.merged}")
+    print(f"manifest: {manifest_url}")
+    return 0
+
+
 def main(argv: list[str] | None = None, *, run_handler: Callable[[argparse.Namespace], int] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"validate": cmd_validate}
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"validate": cmd_validate, "cleanse": cmd_cleanse}
     if run_handler is not None:
         handlers["run"] = run_handler
     if args.command not in handlers:

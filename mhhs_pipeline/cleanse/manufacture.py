@@ -57,9 +57,10 @@ def _values(col: pa.Array | pa.ChunkedArray, typ: pa.DataType) -> tuple[np.ndarr
 
 
 def _lookup(values: np.ndarray, mapping: dict, default) -> np.ndarray:
-    """``mapping[v]`` for each value, computed once per distinct value."""
-    uniq, inv = np.unique(values, return_inverse=True)
-    return np.array([mapping.get(v, default) for v in uniq.tolist()], dtype=object)[inv]
+    """``mapping[v]`` for each string value (``default`` for others), vectorised by Arrow."""
+    pos = pc.index_in(pa.array(values, pa.string()), pa.array(list(mapping), pa.string()))
+    table = np.array([*mapping.values(), default], dtype=object)
+    return table[np.asarray(pc.fill_null(pos, len(mapping)).to_numpy(zero_copy_only=False))]
 
 
 def manufacture(clean: pa.Table, seed: int = 0, population: Population | None = None) -> tuple[pa.Table, dict[str, int]]:
@@ -89,27 +90,43 @@ def manufacture(clean: pa.Table, seed: int = 0, population: Population | None = 
     def u(name: str) -> np.ndarray:
         return streams.uniform(streams.stream_key(seed, f"cleanse.{name}"), entity)
 
-    # 2. another record of the same MPAN (max: independent of record order)
-    agg = clean.group_by("mpan_core").aggregate([(f, "max") for f in PER_MPAN])
-    pos = pc.index_in(clean.column("mpan_core"), agg.column("mpan_core"))
-    for f in PER_MPAN:
-        other, other_ok = _values(pc.take(agg.column(f"{f}_max"), pos), types[f])
-        fill(f, everywhere, other, other_ok)
+    linked = np.asarray(pc.is_valid(clean.column("linked_import_mpan")).to_numpy(zero_copy_only=False), dtype=bool)
 
-    seg, ct = values["market_segment"], values["connection_type"]
-    fill("market_segment", have["connection_type"], _lookup(ct, _SEGMENT_OF_CT, "S").astype(str))
-    fill("connection_type", have["market_segment"], _lookup(seg, _CT_OF_SEGMENT, "W").astype(str))
+    def from_the_record() -> None:
+        """1. What follows from the record's own (given or already filled) values."""
+        seg, ct, arch = values["market_segment"], values["connection_type"], values["archetype"]
+        fill("market_segment", have["connection_type"], _lookup(ct, _SEGMENT_OF_CT, "S").astype(str))
+        fill("connection_type", have["market_segment"], _lookup(seg, _CT_OF_SEGMENT, "W").astype(str))
+        fill("energy_direction", linked | (have["archetype"] & (arch == "pv_export")), "E")
+        fill("domestic_premise", have["archetype"], np.isin(arch, DOMESTIC_ARCHETYPES + EXPORT_ARCHETYPES))
+
+    from_the_record()
+    # 2. Another record of the same MPAN (max: independent of record order). Only MPANs with
+    # an empty field are grouped, so a complete extract pays nothing here.
+    gaps = [f for f in PER_MPAN if not have[f].all()]
+    if gaps:
+        mpans = clean.column("mpan_core")
+        need = np.logical_or.reduce([~have[f] for f in gaps])
+        rows = np.flatnonzero(np.asarray(pc.is_in(mpans, pc.unique(pc.filter(mpans, pa.array(need)))).to_numpy(zero_copy_only=False), dtype=bool))
+        sub = clean.take(pa.array(rows))  # given values only: a fill never feeds another MPAN row
+        agg = sub.group_by("mpan_core").aggregate([(f, "max") for f in gaps])
+        pos = pc.index_in(sub.column("mpan_core"), agg.column("mpan_core"))
+        in_rows = np.zeros(n, dtype=bool)
+        in_rows[rows] = True
+        for f in gaps:
+            other, other_ok = _values(pc.take(agg.column(f"{f}_max"), pos), types[f])
+            full, full_ok = values[f].copy(), np.zeros(n, dtype=bool)
+            full[rows], full_ok[rows] = other, other_ok
+            fill(f, in_rows, full, full_ok)
+        from_the_record()
+
+    # 3. Defaults and draws from the population mix.
     fill("market_segment", everywhere, "S")  # neither given: the commonest site, a Smart home
     fill("connection_type", everywhere, "W")
     seg, ct = values["market_segment"], values["connection_type"]
-
-    arch = values["archetype"]
-    linked = np.asarray(pc.is_valid(clean.column("linked_import_mpan")).to_numpy(zero_copy_only=False), dtype=bool)
-    fill("energy_direction", linked | (arch == "pv_export"), "E")
     fill("energy_direction", everywhere, "I")
     export = values["energy_direction"] == "E"
 
-    fill("domestic_premise", have["archetype"], np.isin(arch, DOMESTIC_ARCHETYPES + EXPORT_ARCHETYPES))
     fill("domestic_premise", export, True)  # an export MPAN without more facts: a PV home
     fill("domestic_premise", seg == "S", u("domestic") < pop.domestic_share_of_smart)
     fill("domestic_premise", everywhere, False)

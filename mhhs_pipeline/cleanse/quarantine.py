@@ -1,5 +1,8 @@
 """The quarantine table: one row per rejected input record, its original text and why.
 
+``record`` is the 1-based number of the data record in the file (CSV: rows after the
+header, blank lines not counted; Parquet: row index + 1).
+
 Original fields stay exactly as read (untrimmed text; null where the file has no such
 column; columns that are not ours as a JSON object in ``other_fields``) so the sender can find and fix the record. The ``route_*`` columns hold the
 normalised MPIDs the record would have gone to, where they are valid, so a delivery can

@@ -138,19 +138,21 @@ def _date(c: _Chunk, name: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """(date32 or null, empty, bad) for one date column; YYYYMMDD etc. become ISO."""
     text, empty = c.text(name)
     iso = _np(pc.match_substring_regex(text, r"^\d{4}-\d{2}-\d{2}$"))
-    compact = _np(pc.match_substring_regex(text, r"^\d{8}$"))
-    slashed = _np(pc.match_substring_regex(text, r"^\d{4}/\d{2}/\d{2}$"))
-    midnight = _np(pc.match_substring_regex(text, r"^\d{4}-\d{2}-\d{2}[T ]00:00(:00(\.0+)?)?(Z|[+-]00:?00)?$"))
-    from_compact = pc.binary_join_element_wise(
-        pc.utf8_slice_codeunits(text, 0, 4), pc.utf8_slice_codeunits(text, 4, 6), pc.utf8_slice_codeunits(text, 6, 8), "-"
-    )
-    candidate = pc.case_when(
-        pc.make_struct(pa.array(iso), pa.array(compact), pa.array(slashed), pa.array(midnight)),
-        text,
-        from_compact,
-        pc.replace_substring(text, "/", "-"),
-        pc.utf8_slice_codeunits(text, 0, 10),
-    )
+    candidate = text
+    if (~iso & ~empty).any():  # other layouts are rare: only then pay for their patterns
+        compact = _np(pc.match_substring_regex(text, r"^\d{8}$"))
+        slashed = _np(pc.match_substring_regex(text, r"^\d{4}/\d{2}/\d{2}$"))
+        midnight = _np(pc.match_substring_regex(text, r"^\d{4}-\d{2}-\d{2}[T ]00:00(:00(\.0+)?)?(Z|[+-]00:?00)?$"))
+        from_compact = pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(text, 0, 4), pc.utf8_slice_codeunits(text, 4, 6), pc.utf8_slice_codeunits(text, 6, 8), "-"
+        )
+        candidate = pc.case_when(
+            pc.make_struct(pa.array(iso), pa.array(compact), pa.array(slashed), pa.array(midnight)),
+            text,
+            from_compact,
+            pc.replace_substring(text, "/", "-"),
+            pc.utf8_slice_codeunits(text, 0, 10),
+        )
     parsed = pc.strptime(candidate, format="%Y-%m-%d", unit="s", error_is_null=True)
     # strptime rolls 2026-02-30 over to March: only a value that prints back the same is a date.
     exact = _np(pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), candidate))

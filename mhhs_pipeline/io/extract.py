@@ -102,7 +102,7 @@ class Extract:
         for batch in source:
             cols = {name: batch.column(i) for i, name in self.canonical.items()}
             cols.update({OTHER_PREFIX + name: batch.column(i) for i, name in self.other.items()})
-            cols["record"] = pa.array(range(first, first + batch.num_rows), pa.int64())
+            cols["record"] = pa.array(np.arange(first, first + batch.num_rows, dtype=np.int64))
             first += batch.num_rows
             yield pa.table(cols)
 
@@ -114,7 +114,8 @@ class Extract:
                 reader = pacsv.open_csv(
                     f,
                     read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES),
-                    parse_options=pacsv.ParseOptions(delimiter=self.delimiter),
+                    # Quoted values may hold line breaks (notes columns exported from spreadsheets).
+                    parse_options=pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True),
                     convert_options=pacsv.ConvertOptions(
                         column_types=dict.fromkeys(names, pa.string()),
                         strings_can_be_null=False,
@@ -136,15 +137,14 @@ class Extract:
             next(reader, None)
             for row in reader:
                 if row and len(row) != expected:
-                    got = len(row)
-                    hint = (
-                        "the file may be truncated (re-export or re-upload it)"
-                        if got < expected
-                        else "quote values that contain the delimiter, or remove the extra fields"
-                    )
-                    return self.fail(
-                        f"line {reader.line_num}: {got} field(s) where the header has {expected}; {hint}"
-                    )
+                    got, line = len(row), reader.line_num
+                    if got > expected:
+                        hint = "quote values that contain the delimiter, or remove the extra fields"
+                    elif next(reader, None) is None:
+                        hint = "the file looks truncated: re-export or re-upload it completely"
+                    else:
+                        hint = "give every row all the header's fields (empty is fine) and check quoting"
+                    return self.fail(f"line {line}: {got} field(s) where the header has {expected}; {hint}")
         short = arrow_message.splitlines()[0][:200]
         return self.fail(f"cannot be parsed as CSV ({short}); check quoting and re-export it")
 
@@ -286,7 +286,7 @@ def open_extract(url: str) -> Extract:
 # -- The cleansing pass: stream -> normalise -> spill by MPAN bucket -> resolve each bucket ----
 
 BUCKET_ROWS = 250_000  # records per bucket in pass 2: bounds memory whatever the file size
-MAX_BUCKETS = 4096
+MAX_BUCKETS = 512  # one open file each in pass 1: stay well under the usual 1024 descriptors
 _PARQUET_OUT = {"compression": "zstd", "compression_level": 1, "use_dictionary": True, "write_statistics": True}
 
 
@@ -305,12 +305,17 @@ class CleanseOutput:
 
 
 class _BucketSpill:
-    """Records spread over bucket files on local disk, so one bucket at a time fits in memory."""
+    """Records spread over bucket files on local disk, so one bucket at a time fits in memory.
+
+    Arrow IPC streams with LZ4: no encoding work, so spilling costs little more than the
+    disk writes."""
 
     def __init__(self, folder: str, n: int):
-        self.paths = [os.path.join(folder, f"bucket-{b:04d}.parquet") for b in range(n)]
-        self.writers: list[pq.ParquetWriter | None] = [None] * n
+        self.paths = [os.path.join(folder, f"bucket-{b:04d}.arrows") for b in range(n)]
+        self.writers: list[pa.ipc.RecordBatchStreamWriter | None] = [None] * n
+        self.sinks: list = [None] * n
         self.schema: pa.Schema | None = None
+        self.options = pa.ipc.IpcWriteOptions(compression="lz4")
 
     def add(self, table: pa.Table, buckets: np.ndarray) -> None:
         if self.schema is None:
@@ -321,15 +326,25 @@ class _BucketSpill:
         table = table.take(pa.array(order))
         for b in np.flatnonzero(np.diff(cuts)):
             if self.writers[b] is None:
-                self.writers[b] = pq.ParquetWriter(self.paths[b], self.schema, compression="lz4")
+                self.sinks[b] = pa.OSFile(self.paths[b], "wb")
+                self.writers[b] = pa.ipc.new_stream(self.sinks[b], self.schema, options=self.options)
             self.writers[b].write_table(table.slice(cuts[b], cuts[b + 1] - cuts[b]))
+
+    def close(self) -> None:
+        """Close what is still open (after a failure; ``buckets`` closes as it goes)."""
+        for b, writer in enumerate(self.writers):
+            if writer is not None and not self.sinks[b].closed:
+                writer.close()
+                self.sinks[b].close()
 
     def buckets(self) -> Iterator[pa.Table]:
         for b, writer in enumerate(self.writers):
             if writer is None:
                 continue
             writer.close()
-            table = pq.read_table(self.paths[b])
+            self.sinks[b].close()
+            with pa.OSFile(self.paths[b], "rb") as f:
+                table = pa.ipc.open_stream(f).read_all()
             os.remove(self.paths[b])  # disk use falls as pass 2 goes
             yield table
 
@@ -352,9 +367,13 @@ def cleanse_to_dir(url: str, folder: str, *, seed: int = 0, population: Populati
     spill_dir = os.path.join(folder, "spill")
     os.makedirs(spill_dir, exist_ok=True)
     spill = _BucketSpill(spill_dir, n_buckets)
-    for chunk in extract.chunks():
-        norm = normalise(chunk, log)
-        spill.add(norm, bucket_of(norm, n_buckets))
+    try:
+        for chunk in extract.chunks():
+            norm = normalise(chunk, log)
+            spill.add(norm, bucket_of(norm, n_buckets))
+    except BaseException:
+        spill.close()  # the caller removes the folder; leave no open handles behind
+        raise
 
     stats = CleanseStats(source=extract.name, source_format=extract.format, ignored_columns=extract.unused_columns)
     stats.repairs = log
@@ -414,10 +433,10 @@ def write_cleanse_run(url: str, out_url: str, run_id: str, *, seed: int = 0, pop
         for rel, local, dataset, fmt, rows in files:
             with open(local, "rb") as f:
                 records.append(store.write(rel, f.read(), role="central", participant_id=CENTRAL_ID, dataset=dataset, fmt=fmt, rows=rows))
-    report = out.report_markdown.encode("utf-8")
+    report = out.report_markdown.encode("utf-8")  # a report carries no records: rows 0
     records.append(
         store.write(f"{prefix}/cleansing_report/cleansing_report.md", report, role="central", participant_id=CENTRAL_ID,
-                    dataset="cleansing_report", fmt="markdown", rows=out.stats.quarantined)
+                    dataset="cleansing_report", fmt="markdown", rows=0)
     )  # fmt: skip
     manifest = cleanse_manifest(run_id, seed, out, records)
     return store.write_manifest(manifest), manifest, out
