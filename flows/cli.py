@@ -14,9 +14,13 @@ def _run(args: argparse.Namespace) -> int:
     from mhhs_pipeline.io.paths import check_run_id
 
     # Fail fast, before Prefect starts, on a bad scenario or run id: a clear message, no traceback.
-    stages.load_scenario(args.scenario, cli.scenario_overrides(args))
+    loaded = stages.load_scenario(args.scenario, cli.scenario_overrides(args))
     if args.run_id:
         check_run_id(args.run_id)
+    if loaded.scenario.inputs.registrations:
+        from mhhs_pipeline.io.extract import open_extract
+
+        open_extract(loaded.scenario.inputs.registrations)  # an unreadable extract fails here, clearly
 
     # The embedded default starts a temporary Prefect server; on a busy machine its default
     # 20 s start-up limit is too tight. Users' own settings win.
@@ -34,6 +38,8 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     t = result["totals"]
+    if "quarantined" in t:
+        print(f"cleansing: {result['cleansing']['reconciliation']}")
     print(f"run {result['run_id']}: {t['mpans']} MPANs, {t['half_hour_values']} half-hour values, {t['files']} files")
     print(f"manifest: {result['manifest_url']}")
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
@@ -20,11 +20,28 @@ from mhhs_pipeline.io.store import RunStore
 from mhhs_pipeline.runner import run_unit
 
 
-@task(name="load-and-plan", cache_policy=NONE)
-def load_and_plan(scenario_url: str, overrides: dict, out: str, run_id: str | None):
+@task(name="load-scenario", cache_policy=NONE)
+def load_scenario(scenario_url: str, overrides: dict, run_id: str | None):
     loaded = stages.load_scenario(scenario_url, overrides)
-    rid = run_id or stages.default_run_id(loaded.scenario, dt.datetime.now(dt.UTC))
-    return loaded, rid, stages.unit_jobs(loaded, out, rid)
+    return loaded, run_id or stages.default_run_id(loaded.scenario, dt.datetime.now(dt.UTC))
+
+
+@task(name="cleanse-extract", cache_policy=NONE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2))
+def cleanse_extract(loaded):
+    inputs = stages.cleanse_inputs(loaded)
+    if inputs is not None:
+        create_markdown_artifact(key="cleansing-report", markdown=inputs.report_markdown, description="Cleansing of the registration extract")
+    return inputs
+
+
+@task(name="plan-units", cache_policy=NONE)
+def plan(loaded, out: str, run_id: str, inputs):
+    return stages.unit_jobs(loaded, out, run_id, inputs)
+
+
+@task(name="deliver-quarantine", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+def deliver_quarantine(out: str, run_id: str, inputs):
+    return stages.write_quarantine(RunStore(out, run_id), inputs) if inputs is not None else []
 
 
 @task(name="prepare-run-dir", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
@@ -38,8 +55,8 @@ def generate_and_deliver(jobs, workers: int | None, dask_address: str | None, pr
 
 
 @task(name="participant-readmes", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
-def participant_readmes(out: str, run_id: str, results):
-    return stages.write_participant_readmes(RunStore(out, run_id), results)
+def participant_readmes(out: str, run_id: str, results, extra):
+    return stages.write_participant_readmes(RunStore(out, run_id), results, extra)
 
 
 @task(name="write-manifest", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
@@ -58,12 +75,15 @@ def mhhs_run(
     progress: bool = True,
 ) -> dict:
     logger = get_run_logger()
-    loaded, rid, jobs = load_and_plan(scenario_url, overrides or {}, out, run_id)
-    logger.info("run %s: %d work units for %d MPANs", rid, len(jobs), loaded.scenario.population.mpans)
+    loaded, rid = load_scenario(scenario_url, overrides or {}, run_id)
+    inputs = cleanse_extract(loaded)
+    jobs = plan(loaded, out, rid, inputs)
+    logger.info("run %s: %d work units", rid, len(jobs))
     prepare_run_dir(out, rid)
     results = generate_and_deliver(jobs, workers, dask_address, progress)
-    readmes = participant_readmes(out, rid, results)
-    manifest = stages.manifest_for(loaded, rid, results, readmes)
+    quarantine = deliver_quarantine(out, rid, inputs)
+    readmes = participant_readmes(out, rid, results, quarantine)
+    manifest = stages.manifest_for(loaded, rid, results, list(quarantine) + list(readmes), inputs)
     manifest_url = write_manifest(out, rid, manifest)
     rows = stages.summary_rows(manifest)
     totals = manifest["totals"]
@@ -76,4 +96,4 @@ def mhhs_run(
             f"{totals['files']} files, {totals['bytes']} bytes; generation {gen_s:.1f} s of worker time"
         ),
     )
-    return {"run_id": rid, "manifest_url": manifest_url, "totals": totals, "generate_seconds": gen_s}
+    return {"run_id": rid, "manifest_url": manifest_url, "totals": totals, "generate_seconds": gen_s, "cleansing": manifest.get("cleansing")}

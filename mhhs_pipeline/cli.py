@@ -11,6 +11,7 @@ import datetime as dt
 import sys
 from collections.abc import Callable
 
+from mhhs_pipeline.io.extract import ExtractError
 from mhhs_pipeline.io.paths import UnsafePathError
 from mhhs_pipeline.spec.scenario import ScenarioError
 
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--end", type=_date, help="override window.end (UTC settlement day, inclusive)")
     run.add_argument("--mpans-per-unit", type=_positive, help="override partitioning.mpans_per_unit")
     run.add_argument("--days-per-unit", type=_positive, help="override partitioning.days_per_unit")
+    run.add_argument("--registrations", help="registration extract to cleanse and use (path or fsspec URL)")
+    run.add_argument("--consumption", help="actual half-hourly consumption extract for those MPANs")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     val = sub.add_parser("validate", help="check a run directory: manifest, checksums, schemas, invariants")
@@ -75,6 +78,8 @@ def scenario_overrides(args: argparse.Namespace) -> dict:
         "end": "window.end",
         "mpans_per_unit": "partitioning.mpans_per_unit",
         "days_per_unit": "partitioning.days_per_unit",
+        "registrations": "inputs.registrations",
+        "consumption": "inputs.consumption",
     }
     return {path: getattr(args, name) for name, path in mapping.items() if getattr(args, name, None) is not None}
 
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None, *, run_handler: Callable[[argparse.Names
         return 2
     try:
         return handlers[args.command](args)
-    except (ScenarioError, UnsafePathError) as exc:
+    except (ScenarioError, UnsafePathError, ExtractError) as exc:
         print(f"mhhs-pipeline: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:

@@ -30,13 +30,17 @@ class WorkUnit:
         return (self.last_day - self.first_day).days + 1
 
 
-def plan_units(scenario: Scenario) -> list[WorkUnit]:
-    """Every unit of a scenario, blocks outer, day ranges inner."""
+def plan_units(scenario: Scenario, n_items: int | None = None) -> list[WorkUnit]:
+    """Every unit of a scenario, blocks outer, day ranges inner.
+
+    Blocks index synthetic sites, or (``n_items``) the sorted MPANs of a cleansed extract.
+    """
     p = scenario.partitioning
     window = scenario.window
+    total = scenario.population.mpans if n_items is None else n_items
     units = []
-    for start in range(0, scenario.population.mpans, p.mpans_per_unit):
-        stop = min(start + p.mpans_per_unit, scenario.population.mpans)
+    for start in range(0, total, p.mpans_per_unit):
+        stop = min(start + p.mpans_per_unit, total)
         day = window.start
         chunk = 0
         while day <= window.end:

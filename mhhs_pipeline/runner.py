@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from mhhs_pipeline.core.load import generate_consumption
 from mhhs_pipeline.core.participants import consumption_slices, registration_slices
 from mhhs_pipeline.core.registrations import synthesise_registrations
@@ -25,6 +27,7 @@ class UnitJob:
     out_url: str
     run_id: str
     unit: WorkUnit
+    registrations: pa.Table | None = None  # a block of a cleansed extract; None = synthesise
 
 
 @dataclass
@@ -41,7 +44,7 @@ def run_unit(job: UnitJob) -> UnitResult:
     result = UnitResult(unit.unit_id)
 
     t0 = time.perf_counter()
-    reg = synthesise_registrations(scenario, unit.site_start, unit.site_stop)
+    reg = job.registrations if job.registrations is not None else synthesise_registrations(scenario, unit.site_start, unit.site_stop)
     gen = generate_consumption(scenario, reg, unit.first_day, unit.last_day)
     result.generate_seconds = time.perf_counter() - t0
     result.half_hours = gen.table.num_rows

@@ -11,9 +11,15 @@ from collections import Counter
 from dataclasses import dataclass
 
 import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from mhhs_pipeline.core.participants import CENTRAL_ID
 from mhhs_pipeline.formats.participant_readme import participant_readme
-from mhhs_pipeline.io.paths import check_run_id
+from mhhs_pipeline.formats.tabular import encode_parquet
+from mhhs_pipeline.io.extract import cleanse_registrations
+from mhhs_pipeline.io.paths import UnsafePathError, check_run_id, participant_prefix
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.plan import plan_units
 from mhhs_pipeline.runner import UnitJob, UnitResult, run_unit
@@ -52,20 +58,70 @@ def prepare_run(out_url: str, run_id: str) -> RunStore:
     return store
 
 
-def unit_jobs(loaded: LoadedScenario, out_url: str, run_id: str) -> list[UnitJob]:
-    return [UnitJob(loaded.scenario, out_url, run_id, u) for u in plan_units(loaded.scenario)]
+@dataclass(frozen=True)
+class CleansedInputs:
+    """A cleansed registration extract: the population of an extract-driven run."""
+
+    registrations: pa.Table  # REGISTRATION_SCHEMA
+    quarantine: pa.Table  # cleanse.QUARANTINE_SCHEMA
+    report_markdown: str
+    stats: dict
+
+
+def cleanse_inputs(loaded: LoadedScenario) -> CleansedInputs | None:
+    """First stage when the scenario names a registration extract: cleanse it (nothing lost:
+    every input row is clean, merged or quarantined)."""
+    url = loaded.scenario.inputs.registrations
+    if not url:
+        return None
+    reg, quarantine, out = cleanse_registrations(url, seed=loaded.scenario.seed, population=loaded.scenario.population)
+    return CleansedInputs(reg, quarantine, out.report_markdown, {**out.stats.to_dict(), "reconciliation": out.stats.reconciliation_line()})
+
+
+def unit_jobs(loaded: LoadedScenario, out_url: str, run_id: str, inputs: CleansedInputs | None = None) -> list[UnitJob]:
+    if inputs is None:
+        return [UnitJob(loaded.scenario, out_url, run_id, u) for u in plan_units(loaded.scenario)]
+    # Blocks of the extract's MPANs (sorted): each job carries its own registration rows.
+    reg = inputs.registrations.sort_by([("mpan_core", "ascending"), ("effective_from", "ascending")])
+    cores = np.asarray(reg.column("mpan_core").to_numpy(zero_copy_only=False)).astype(str)
+    unique = np.unique(cores)
+    jobs = []
+    for u in plan_units(loaded.scenario, len(unique)):
+        lo = int(np.searchsorted(cores, unique[u.site_start], side="left"))
+        hi = int(np.searchsorted(cores, unique[u.site_stop - 1], side="right"))
+        jobs.append(UnitJob(loaded.scenario, out_url, run_id, u, reg.slice(lo, hi - lo)))
+    return jobs
+
+
+def write_quarantine(store: RunStore, inputs: CleansedInputs) -> list[FileRecord]:
+    """Quarantine rows to central (all) and to each participant named on them (its own), so
+    every participant can fix its source; the cleansing report to central."""
+    q = inputs.quarantine
+    records = [
+        store.write("central/central/quarantine/quarantine.parquet", encode_parquet(q), role="central", participant_id=CENTRAL_ID, dataset="quarantine", fmt="parquet", rows=q.num_rows),
+        store.write("central/central/cleansing_report/cleansing_report.md", inputs.report_markdown.encode(), role="central", participant_id=CENTRAL_ID, dataset="cleansing_report", fmt="markdown", rows=0),
+    ]  # fmt: skip
+    for role, column in (("supplier", "route_supplier_id"), ("data_service", "route_data_service_id"), ("ldso", "route_ldso_id")):
+        ids = q.column(column)
+        for pid in pc.unique(ids.drop_null()).to_pylist():
+            try:
+                prefix = participant_prefix(role, pid)
+            except UnsafePathError:
+                continue  # an id that cannot be a path stays in the central copy only
+            part = q.filter(pc.equal(ids, pid))
+            records.append(store.write(f"{prefix}/quarantine/quarantine.parquet", encode_parquet(part), role=role, participant_id=pid, dataset="quarantine", fmt="parquet", rows=part.num_rows))
+    return records
 
 
 def run_jobs_serially(jobs: list[UnitJob]) -> list[UnitResult]:
     return [run_unit(j) for j in jobs]
 
 
-def write_participant_readmes(store: RunStore, results: list[UnitResult]) -> list[FileRecord]:
+def write_participant_readmes(store: RunStore, results: list[UnitResult], extra: list[FileRecord] = ()) -> list[FileRecord]:
     """A README.txt in every participant prefix (files, columns, units, time conventions, checksums)."""
     by_participant: dict[tuple[str, str], list[dict]] = {}
-    for res in results:
-        for r in res.records:
-            by_participant.setdefault((r.participant_role, r.participant_id), []).append(r.to_dict())
+    for r in [r for res in results for r in res.records] + list(extra):
+        by_participant.setdefault((r.participant_role, r.participant_id), []).append(r.to_dict())
     out = []
     for (role, pid), files in sorted(by_participant.items()):
         data = participant_readme(store.run_id, role, pid, files)
@@ -73,7 +129,7 @@ def write_participant_readmes(store: RunStore, results: list[UnitResult]) -> lis
     return out
 
 
-def manifest_for(loaded: LoadedScenario, run_id: str, results: list[UnitResult], extra: list[FileRecord] = ()) -> dict:
+def manifest_for(loaded: LoadedScenario, run_id: str, results: list[UnitResult], extra: list[FileRecord] = (), inputs: CleansedInputs | None = None) -> dict:
     records: list[FileRecord] = sorted([r for res in results for r in res.records] + list(extra), key=lambda r: r.path)
     paths = [r.path for r in records]
     if len(set(paths)) != len(paths):
@@ -88,10 +144,12 @@ def manifest_for(loaded: LoadedScenario, run_id: str, results: list[UnitResult],
         "generator": {"name": "mhhs-pipeline", "version": _version()},
         "totals": {
             "mpans": sum(r.mpans for r in results),
+            **({"quarantined": inputs.quarantine.num_rows} if inputs is not None else {}),
             "half_hour_values": sum(r.half_hours for r in results),
             "files": len(records),
             "bytes": sum(r.bytes for r in records),
         },
+        **({"cleansing": inputs.stats} if inputs is not None else {}),
         "files": [r.to_dict() for r in records],
     }
 

@@ -199,6 +199,23 @@ class Outputs(_Strict):
         return value
 
 
+class Inputs(_Strict):
+    """Participant extracts to use instead of (or as well as) synthesis: paths or fsspec URLs.
+
+    With ``registrations`` the population comes from the cleansed extract (population.mpans
+    is then ignored); ``consumption`` adds actual half-hourly data for those MPANs.
+    """
+
+    registrations: str | None = None
+    consumption: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_registrations(self) -> Inputs:
+        if self.consumption and not self.registrations:
+            raise ValueError("inputs.consumption needs inputs.registrations: actual data must match an extract's MPANs")
+        return self
+
+
 class Scenario(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     description: str = ""
@@ -209,6 +226,7 @@ class Scenario(_Strict):
     generation: Generation = Field(default_factory=Generation)
     partitioning: Partitioning = Field(default_factory=Partitioning)
     outputs: Outputs = Field(default_factory=Outputs)
+    inputs: Inputs = Field(default_factory=Inputs)
     load_model: LoadModel = Field(default_factory=LoadModel)
     faults: FaultModel = Field(default_factory=FaultModel)
 
