@@ -77,7 +77,7 @@ def test_complete_days_zero_when_de_energised_nothing_before_connection():
     assert len(new) and set(new.index) <= set(t.mpan_core), "new connections get data from their first day"
     # estimates carry a reason; actuals none
     est = t.quality == "E"
-    assert est.any() and t.estimation_reason[est].isin([2, 4]).all() and t.estimation_reason[~est].isna().all()
+    assert est.any() and t.estimation_reason[est].isin([2, 3, 4]).all() and t.estimation_reason[~est].isna().all()
     # export MPANs: AE only, zero at night
     exp_cores = set(r[r.energy_direction == "E"].mpan_core)
     ae = t[t.mpan_core.isin(exp_cores)]

@@ -26,7 +26,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mhhs_pipeline.spec.archetypes import ALL_ARCHETYPES, DOMESTIC_ARCHETYPES, NON_DOMESTIC_ARCHETYPES
+from mhhs_pipeline.spec.archetypes import (
+    ALL_ARCHETYPES,
+    DOMESTIC_ARCHETYPES,
+    NON_DOMESTIC_ARCHETYPES,
+)
 
 GSP_GROUPS = ("_A", "_B", "_C", "_D", "_E", "_F", "_G", "_H", "_J", "_K", "_L", "_M", "_N", "_P")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):(00|30)$")
@@ -61,10 +65,13 @@ def _range(lo_hi: tuple[float, float], name: str) -> tuple[float, float]:
     return lo_hi
 
 
-def _merge(defaults: dict, given: Any, where: str) -> Any:
+def _merge(defaults: dict, given: Any, what: str, allow_new: bool = False) -> Any:
     """Deep-merge a user mapping over the defaults (one level of models inside)."""
     if not isinstance(given, dict):
         return given
+    unknown = sorted(set(given) - set(defaults))
+    if unknown and not allow_new:
+        raise ValueError(f"unknown {what} {unknown}; choose from {sorted(defaults)}")
     out = dict(defaults)
     for key, val in given.items():
         base = defaults.get(key)
@@ -112,7 +119,8 @@ class Weather(_Strict):
     temperature_anomaly_sd_winter_c: NonNeg = 2.8
     temperature_anomaly_sd_summer_c: NonNeg = 2.0
     temperature_persistence: Annotated[float, Field(ge=0.0, le=0.98)] = 0.78
-    national_share: Share = 0.85  # share of anomaly variance common to all groups
+    national_share: Share = 0.85  # share of temperature anomaly variance common to all groups
+    clearness_national_share: Share = 0.6  # ... of clearness (cloud) anomaly variance
     clearness_winter: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.30  # mean daily clearness index, December
     clearness_summer: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.45  # ... June
     clearness_spread: Pos = 0.9  # sd of the logit of the clearness index
@@ -122,7 +130,7 @@ class Weather(_Strict):
     @field_validator("gsp_climate", mode="before")
     @classmethod
     def _merge_climate(cls, value: Any) -> Any:
-        return _merge(_default_climate(), value, "weather.gsp_climate")
+        return _merge(_default_climate(), value, "GSP groups")
 
     @field_validator("gsp_climate")
     @classmethod
@@ -185,20 +193,23 @@ class Domestic(_Strict):
     usage_elasticity_events: NonNeg = 0.6  # appliance events per day ~ (annual / 2700 kWh) ** this
     appliances: dict[str, Appliance] = Field(default_factory=_default_appliances)
     activity_sigma: NonNeg = 0.55  # half-hour lognormal noise of the activity load
-    activity_correlation: Share = 0.5  # correlation of that noise between adjacent half hours
+    activity_correlation: Annotated[float, Field(ge=0.0, le=0.5)] = 0.45  # correlation of that noise between adjacent half hours
     shift_halfhours: Annotated[int, Field(ge=0, le=4)] = 2  # per-home routine shift, +-
     away_share: Share = 0.55  # homes empty on weekday daytime (09:00-16:00)
     away_daytime_factor: NonNeg = 0.45  # their weekday daytime activity relative to others
     lighting_share: Share = 0.10  # of the household (non-heating, non-EV) energy, annual mean
-    lighting_elevation_deg: float = 6.0  # lights come on below this solar elevation
+    lighting_elevation_deg: float = 8.0  # lights start coming on below this solar elevation ...
+    lighting_ramp_deg: Pos = 12.0  # ... and are fully on this many degrees lower
+    weekend_morning_delay_halfhours: Annotated[int, Field(ge=0, le=6)] = 2  # weekend mornings start later
     lighting_awake: Hourly = (0.3, 0.15, 0.05, 0.05, 0.05, 0.15, 0.7, 1.0, 0.8, 0.45, 0.35, 0.3,
-                              0.3, 0.3, 0.35, 0.45, 0.7, 1.0, 1.0, 1.0, 1.0, 0.95, 0.8, 0.55)  # fmt: skip
+                              0.3, 0.3, 0.35, 0.45, 0.7, 1.0, 1.0, 1.0, 0.95, 0.85, 0.7, 0.5)  # fmt: skip
     reference_annual_kwh: Pos = 2700.0  # the "median user" the elasticities refer to
+    activity_min_share: Share = 0.15  # activity keeps at least this share of a day when floor + events are large
 
     @field_validator("appliances", mode="before")
     @classmethod
     def _merge_apps(cls, value: Any) -> Any:
-        return _merge(_default_appliances(), value, "domestic.appliances")
+        return _merge(_default_appliances(), value, "appliances", allow_new=True)
 
     @field_validator("lighting_awake", mode="before")
     @classmethod
@@ -218,7 +229,9 @@ class Heating(_Strict):
     """Space and water heating driven by heating degree-days."""
 
     base_temperature_c: float = 15.5  # heating degree-day base (CIBSE / Met Office convention)
-    cooling_base_temperature_c: float = 18.0  # cooling degree-day base
+    cooling_base_temperature_c: float = 15.5  # cooling degree-day base (CIBSE TM41 uses 15.5 C for both)
+    cooling_weather_share: Share = 0.5  # of cooling energy that follows degree-days; the rest runs all year
+    cooling_max_relative: Annotated[float, Field(ge=1.0)] = 4.0  # chillers saturate: a hot day's cooling <= this x its mean
     heat_pump_cop_at_7c: Annotated[float, Field(gt=1.0, le=8.0)] = 3.0
     heat_pump_cop_slope_per_c: NonNeg = 0.075
     heat_pump_cop_range: tuple[Pos, Pos] = (1.8, 4.5)
@@ -227,10 +240,15 @@ class Heating(_Strict):
     heat_pump_cold_flattening: Share = 0.6  # on the coldest days the shape is this much flatter
     heat_pump_sigma: NonNeg = 0.3  # modulation / defrost noise per half hour
     heat_pump_hot_water_times: dict[str, NonNeg] = Field(default_factory=lambda: {"02:00": 0.6, "13:00": 0.4})
+    heat_pump_hot_water_jitter_halfhours: Annotated[int, Field(ge=0, le=8)] = 2  # per-home offset, +-
     direct_heating_shape: Hourly = (0.1, 0.08, 0.08, 0.08, 0.1, 0.5, 1.6, 1.9, 1.4, 0.7, 0.5, 0.45,
                                     0.45, 0.45, 0.5, 0.7, 1.3, 1.8, 1.9, 1.8, 1.6, 1.3, 0.7, 0.25)  # fmt: skip
     direct_heating_sigma: NonNeg = 0.45
+    direct_heating_cold_flattening: Share = 0.3  # on the coldest days direct heating runs this much flatter
+    cold_day_hdd: Pos = 15.0  # degree-days of a "coldest" day for the flattening above
+    heat_pump_mild_hdd: NonNeg = 6.0  # below this, heat pumps cycle on and off within the day
     storage_share_of_electric_heating: Share = 0.6  # the rest is direct (panel) heating
+    hot_water_seasonal_amplitude: NonNeg = 0.15  # colder mains water: more water-heating energy in winter
 
     @field_validator("heat_pump_shape", "direct_heating_shape", mode="before")
     @classmethod
@@ -261,7 +279,6 @@ class Economy7(_Strict):
     storage_heating_share: Share = 0.45  # E7 homes with storage heaters
     immersion_kw: Pos = 3.0
     hot_water_share: tuple[Share, Share] = (0.12, 0.25)  # of annual energy, by immersion, at night
-    timed_appliance_night_share: Share = 0.08  # household load moved into the window (timers)
 
     @field_validator("start_times")
     @classmethod
@@ -303,10 +320,24 @@ class EV(_Strict):
 class PV(_Strict):
     """Rooftop PV behind an export MPAN; the linked import MPAN is reduced by self-consumption."""
 
+    tilt_deg: Annotated[float, Field(ge=0.0, le=90.0)] = 35.0
     orientation_spread_deg: NonNeg = 25.0  # sd of the array azimuth around south
     tilt_gain_winter: NonNeg = 0.45  # extra yield of a tilted array in midwinter relative to horizontal
     self_consumption_factor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8  # daily self-use / smooth-min(daytime demand, generation)
     site_sigma: NonNeg = 0.1  # per-system half-hour noise (shading, inverter)
+
+
+class Reactive(_Strict):
+    """Reactive power of Advanced sites: Q = tan(phi) P + magnetising - capacitor bank."""
+
+    magnetising_share: NonNeg = 0.08  # constant reactive demand, x tan(phi) x mean active demand
+    noise_sigma: NonNeg = 0.08  # half-hour lognormal noise on tan(phi) P
+    capacitor_size: tuple[NonNeg, NonNeg] = (0.5, 0.9)  # bank size, x tan(phi) x mean active demand
+
+    @field_validator("capacitor_size")
+    @classmethod
+    def _r(cls, v: tuple[float, float]) -> tuple[float, float]:
+        return _range(v, "reactive.capacitor_size")
 
 
 class SchoolTerms(_Strict):
@@ -378,11 +409,11 @@ class ArchetypeParams(_Strict):
 
 
 _DOM_WD = (0.42, 0.3, 0.24, 0.21, 0.21, 0.25, 0.45, 0.8, 0.82, 0.7, 0.66, 0.66,
-           0.7, 0.66, 0.64, 0.7, 0.86, 1.1, 1.18, 1.14, 1.06, 0.96, 0.8, 0.6)  # fmt: skip
-_DOM_SA = (0.5, 0.36, 0.27, 0.23, 0.22, 0.23, 0.3, 0.48, 0.72, 0.88, 0.9, 0.9,
-           0.92, 0.86, 0.82, 0.82, 0.9, 1.06, 1.12, 1.1, 1.04, 0.96, 0.82, 0.64)  # fmt: skip
-_DOM_SU = (0.5, 0.37, 0.28, 0.23, 0.22, 0.22, 0.27, 0.42, 0.66, 0.86, 0.94, 0.98,
-           1.0, 0.92, 0.84, 0.84, 0.92, 1.08, 1.12, 1.08, 1.0, 0.92, 0.78, 0.6)  # fmt: skip
+           0.7, 0.66, 0.64, 0.7, 0.88, 1.12, 1.2, 1.12, 1.0, 0.88, 0.72, 0.55)  # fmt: skip
+_DOM_SA = (0.5, 0.36, 0.27, 0.23, 0.22, 0.22, 0.25, 0.38, 0.66, 0.88, 0.92, 0.92,
+           0.92, 0.86, 0.82, 0.82, 0.92, 1.08, 1.14, 1.08, 0.98, 0.88, 0.76, 0.6)  # fmt: skip
+_DOM_SU = (0.5, 0.37, 0.28, 0.23, 0.22, 0.21, 0.23, 0.34, 0.6, 0.86, 0.96, 1.0,
+           1.02, 0.92, 0.84, 0.84, 0.94, 1.1, 1.14, 1.06, 0.96, 0.86, 0.72, 0.56)  # fmt: skip
 
 
 def _dom(**kw: Any) -> ArchetypeParams:
@@ -429,7 +460,7 @@ def _default_archetypes() -> dict[str, ArchetypeParams]:
                                               event_size=0.3, power_factor=(0.86, 0.95)),
         "always_on": ArchetypeParams(weekday=always, saturday=_flat(0.97), sunday=_flat(0.96), seasonal_amplitude=0.02, saturday_factor=0.98,
                                      sunday_factor=0.97, daily_sigma=0.03, halfhour_sigma=0.04, base_fraction=(0.6, 0.85),
-                                     cooling_share=(0.05, 0.2), power_factor=(0.95, 0.99), pf_correction_share=0.5),
+                                     cooling_share=(0.03, 0.1), power_factor=(0.95, 0.99), pf_correction_share=0.5),
         "school": ArchetypeParams(weekday=school_wd, saturday=_flat(0.3), sunday=_flat(0.3), seasonal_amplitude=0.15, saturday_factor=0.3,
                                   sunday_factor=0.28, daily_sigma=0.07, halfhour_sigma=0.1, base_fraction=(0.12, 0.25), heating="direct",
                                   heating_share=(0.05, 0.15), term_time=True, christmas_shutdown=True, power_factor=(0.92, 0.98)),
@@ -448,13 +479,14 @@ class LoadModel(_Strict):
     economy7: Economy7 = Field(default_factory=Economy7)
     ev: EV = Field(default_factory=EV)
     pv: PV = Field(default_factory=PV)
+    reactive: Reactive = Field(default_factory=Reactive)
     weather: Weather = Field(default_factory=Weather)
     school_terms: SchoolTerms = Field(default_factory=SchoolTerms)
 
     @field_validator("archetypes", mode="before")
     @classmethod
     def _merge_archetypes(cls, value: Any) -> Any:
-        return _merge(_default_archetypes(), value, "load_model.archetypes")
+        return _merge(_default_archetypes(), value, "archetypes")
 
     @field_validator("archetypes")
     @classmethod
@@ -489,10 +521,15 @@ class FaultModel(_Strict):
     off_grid_max_seconds: Annotated[int, Field(ge=1, le=899)] = 300
     late_arrival_rate_per_meter_day: Rate = 0.002  # a day's batch arrives days late (kept actual)
     late_arrival_days: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 10)
+    spike_offset_kwh: tuple[NonNeg, NonNeg] = (1.0, 10.0)  # added to a spike (so zero reads spike too)
+    duplicate_delay_hours: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (1, 23)
+    dcc_arrival_hours: tuple[NonNeg, NonNeg] = (1.0, 6.0)  # normal arrival, hours after the UTC day ends
+    amr_arrival_hours: tuple[NonNeg, NonNeg] = (2.0, 8.0)
 
     @model_validator(mode="after")
     def _ranges(self) -> FaultModel:
-        for name in ("comms_outage_halfhours", "zero_run_halfhours", "spike_factor", "late_arrival_days"):
+        for name in ("comms_outage_halfhours", "zero_run_halfhours", "spike_factor", "late_arrival_days", "spike_offset_kwh",
+                     "duplicate_delay_hours", "dcc_arrival_hours", "amr_arrival_hours"):  # fmt: skip
             _range(getattr(self, name), f"faults.{name}")
         if self.comms_outage_halfhours[1] > 48 * 14:
             raise ValueError("faults.comms_outage_halfhours longer than 14 days; shorten it")
@@ -513,6 +550,7 @@ __all__ = [
     "Heating",
     "LoadModel",
     "PV",
+    "Reactive",
     "SchoolTerms",
     "Weather",
 ]

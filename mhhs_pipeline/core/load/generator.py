@@ -1,14 +1,19 @@
 """Consumption generator: one block of MPANs over a range of UTC settlement days.
 
-For every MPAN the daily energy of its whole calendar year is derived from its own
-streams (seasonality x day type x day-to-day noise), normalised so the year sums to the
-MPAN's annual consumption, and only then shaped within each UTC day. The normaliser
-therefore never depends on which days or which block are generated. Within a day, the
-shape follows the *local clock* (so BST shifts it in UTC), with per-MPAN standby level
-and time shift, half-hour noise and appliance spikes; PV export follows *solar* time.
+For every MPAN the daily energy of each component over its whole calendar year is derived
+from its own streams and its GSP group's weather, normalised so the year sums to the
+MPAN's annual consumption (:mod:`.daily`), and only then shaped within each UTC day
+(:mod:`.components`, :mod:`.pv`). The normaliser therefore never depends on which days or
+which block are generated. Within a day, behaviour follows the *local clock* (so BST
+shifts it in UTC); PV follows the sun.
+
+Then the meter's view: faults (:mod:`.faults`) decide which half hours a data service
+receives as defective raw reads; those become estimates (DI-083 ``E`` with a DI-076
+reason) in the canonical consumption, and ``ground_truth`` keeps their true values.
 
 All randomness comes from :mod:`mhhs_pipeline.core.streams` keyed by (seed, MPAN core,
-stream name, day or half-hour ordinal): any block regenerates alone, identically.
+stream name, day or half-hour ordinal) -- weather by (seed, GSP group, day): any block and
+any day range regenerates alone, identically.
 """
 
 from __future__ import annotations
@@ -20,124 +25,33 @@ import numpy as np
 import pyarrow as pa
 
 from mhhs_pipeline.core import streams
-from mhhs_pipeline.core.calendar import (
-    EPOCH_DAY,
-    SATURDAY,
-    SUNDAY_OR_HOLIDAY,
-    day_of_year,
-    day_ordinal,
-    day_types,
-    settlement_grid,
-    year_day_ordinals,
+from mhhs_pipeline.core.calendar import EPOCH_DAY, day_ordinal, settlement_grid
+from mhhs_pipeline.core.load import components as comp
+from mhhs_pipeline.core.load import faults as faultmod
+from mhhs_pipeline.core.load import pv as pvmod
+from mhhs_pipeline.core.load.archetypes import CompiledModel, compile_model
+from mhhs_pipeline.core.load.daily import (
+    HEAT_DIRECT,
+    HEAT_PUMP,
+    HEAT_STORAGE,
+    DailyEnergy,
+    Mpans,
+    Traits,
+    daily_energy,
+    day_variants,
+    draw_traits,
+    irwin_hall_normal,
+    mpan_attributes,
+    top16_uniform,
+    variant_of,
 )
-from mhhs_pipeline.core.load.archetypes import ARCHETYPE_NAMES, half_hour_shapes, parameter_table
-from mhhs_pipeline.core.market import SCOTTISH_GSP_GROUPS
+from mhhs_pipeline.core.load.weather import GSP_GROUPS, lighting_profile
 from mhhs_pipeline.core.registrations import registrations_on_days
 from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA
 from mhhs_pipeline.spec.scenario import Scenario
 
-_SHAPES = half_hour_shapes()  # [n_arch, 2, 48]
-_SEASONAL_A = parameter_table("seasonal_amplitude")
-_SAT = parameter_table("saturday_factor")
-_SUN = parameter_table("sunday_factor")
-_DAILY_SIGMA = parameter_table("daily_sigma")
-_HH_SIGMA = parameter_table("halfhour_sigma")
-_SPIKE_P = parameter_table("spike_probability")
-_TAN_PHI = parameter_table("tan_phi")
-_ARCH_INDEX = {name: i for i, name in enumerate(ARCHETYPE_NAMES)}
-_PV = -1  # archetype index of PV export
-
-_U16 = np.uint64(0xFFFF)
-_SQRT3 = np.sqrt(3.0)
-
-
-def _irwin_hall_normal(u64: np.ndarray) -> np.ndarray:
-    """Approximately standard normal from one 64-bit draw (sum of three 16-bit uniforms).
-
-    One mix per value instead of Box-Muller's two plus log/cos: this noise is cosmetic,
-    and the cost matters at half-hour volume.
-    """
-    a = (u64 & _U16).astype(np.float64)
-    b = ((u64 >> np.uint64(16)) & _U16).astype(np.float64)
-    c = ((u64 >> np.uint64(32)) & _U16).astype(np.float64)
-    s = (a + b + c) / 65536.0  # mean 1.5, variance 3/12
-    return (s - 1.5) * 2.0
-
-
-def _seasonal(amplitude: np.ndarray, doy: np.ndarray) -> np.ndarray:
-    """1 + A cos(2 pi (doy - 15) / 365.25): heaviest mid-January, lightest mid-July."""
-    return 1.0 + amplitude[..., None] * np.cos(2.0 * np.pi * (doy - 15.0) / 365.25)
-
-
-def _pv_seasonal(doy: np.ndarray) -> np.ndarray:
-    """Relative daily PV yield in GB: ~5x more in June than in December."""
-    return 1.0 + 0.68 * np.cos(2.0 * np.pi * (doy - 172.0) / 365.25)
-
-
-@dataclass(frozen=True)
-class _Mpans:
-    core: np.ndarray  # str
-    key: np.ndarray  # uint64: the core as an integer, the entity of every stream
-    arch: np.ndarray  # archetype index, _PV for export
-    annual_kwh: np.ndarray
-    scotland: np.ndarray  # bool
-    advanced: np.ndarray  # bool
-    gsp_key: np.ndarray  # uint64 entity for GSP-group-wide streams (cloudiness)
-
-
-def _mpan_attributes(reg: pa.Table) -> _Mpans:
-    """Static per-MPAN attributes, taken from each MPAN's latest registration row."""
-    core = np.asarray(reg.column("mpan_core").to_numpy(zero_copy_only=False)).astype(str)
-    frm = reg.column("effective_from").cast(pa.int32()).to_numpy(zero_copy_only=False)
-    order = np.lexsort((frm, core))
-    last = np.r_[core[order][1:] != core[order][:-1], True]
-    rows = order[last]
-    pick = lambda name: np.asarray(reg.column(name).to_numpy(zero_copy_only=False))[rows]  # noqa: E731
-    arch_names = pick("archetype").astype(str)
-    gsp = pick("gsp_group").astype(str)
-    arch = np.array([_ARCH_INDEX.get(a, _PV if a == "pv_export" else 0) for a in arch_names], dtype=np.int64)
-    return _Mpans(
-        core=core[rows],
-        key=core[rows].astype(np.uint64),
-        arch=arch,
-        annual_kwh=pick("annual_consumption_kwh").astype(np.float64),
-        scotland=np.isin(gsp, list(SCOTTISH_GSP_GROUPS)),
-        advanced=pick("market_segment").astype(str) == "A",
-        gsp_key=np.array([int.from_bytes(g.encode(), "little") for g in gsp], dtype=np.uint64),
-    )
-
-
-def _daily_weights(seed: int, m: _Mpans, days: np.ndarray) -> np.ndarray:
-    """Unnormalised daily energy weights [n_mpans, n_days] for day ordinals ``days``."""
-    doy = day_of_year(days).astype(np.float64)
-    n = len(m.core)
-    w = np.empty((n, len(days)))
-    load = m.arch >= 0
-    if load.any():
-        a = m.arch[load]
-        dt_eng = day_types(days, scotland=False)
-        dt_sct = day_types(days, scotland=True)
-        dtype_ = np.where(m.scotland[load][:, None], dt_sct[None, :], dt_eng[None, :])
-        factor = np.where(dtype_ == SATURDAY, _SAT[a][:, None], np.where(dtype_ == SUNDAY_OR_HOLIDAY, _SUN[a][:, None], 1.0))
-        z = _irwin_hall_normal(streams.random_u64(streams.stream_key(seed, "load.daily"), m.key[load][:, None], days[None, :]))
-        w[load] = _seasonal(_SEASONAL_A[a], doy) * factor * np.exp(_DAILY_SIGMA[a][:, None] * z)
-    pv = ~load
-    if pv.any():
-        # Cloudiness is shared by every PV system of a GSP group on a day.
-        cloud = streams.uniform(streams.stream_key(seed, "weather.cloud"), m.gsp_key[pv][:, None], days[None, :])
-        w[pv] = _pv_seasonal(doy)[None, :] * (0.25 + 0.75 * cloud)
-    return w
-
-
-def _daily_energy_kwh(seed: int, m: _Mpans, days: np.ndarray) -> np.ndarray:
-    """Daily energy [n_mpans, n_days]: each calendar year of an MPAN sums to its annual kWh."""
-    years = (EPOCH_DAY + days.astype("timedelta64[D]")).astype("datetime64[Y]").astype(np.int64) + 1970
-    out = np.empty((len(m.core), len(days)))
-    for year in np.unique(years):
-        in_year = years == year
-        total = _daily_weights(seed, m, year_day_ordinals(int(year))).sum(axis=1)
-        out[:, in_year] = _daily_weights(seed, m, days[in_year]) * (m.annual_kwh / total)[:, None]
-    return out
+LOOKBACK_DAYS = 3  # blocks (EV, night heating) started up to 3 days earlier can reach into a window
+MQ_CODES = ("AI", "AE", "RI", "RE")
 
 
 @dataclass(frozen=True)
@@ -148,120 +62,247 @@ class GeneratedConsumption:
     registration_row: np.ndarray  # int64 index into the registrations table given
 
 
-def generate_consumption(scenario: Scenario, registrations: pa.Table, first_day: dt.date, last_day: dt.date) -> GeneratedConsumption:
-    """Canonical consumption for every MPAN in ``registrations`` over UTC days first..last.
+@dataclass(frozen=True)
+class LoadOutputs:
+    """Everything the load model makes for a block: the canonical consumption (what a data
+    service sends on), the raw reads it received, and the ground truth behind every fault."""
 
-    Rows exist for the UTC settlement days on which a registration is in force; they are
-    ordered by MPAN core, measurement quantity, period_end_utc.
-    """
+    consumption: GeneratedConsumption
+    meter_reads_raw: pa.Table  # faults.RAW_SCHEMA
+    raw_registration_row: np.ndarray
+    ground_truth: pa.Table  # faults.GROUND_TRUTH_SCHEMA
+    truth_registration_row: np.ndarray
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """True half-hour values of every series of a block (internal, also used by the report tests)."""
+
+    m: Mpans
+    traits: Traits
+    grid: object
+    days: np.ndarray  # window day ordinals
+    reg_idx: np.ndarray  # [n, D]
+    day_energised: np.ndarray  # [n, D]
+    series_mpan: np.ndarray  # [S] row in m
+    series_mq: np.ndarray  # [S] index into MQ_CODES
+    values: np.ndarray  # [S, D, 48] true kWh per half hour (unrounded)
+    daily: DailyEnergy  # window days only
+    win: comp.Window
+    cm: CompiledModel
+
+
+def _window(cm: CompiledModel, grid, days: np.ndarray) -> comp.Window:
+    local_days = (grid.settlement_date_local - EPOCH_DAY).astype(np.int64)
+    uniq, inv = np.unique(local_days, return_inverse=True)
+    return comp.Window(
+        n_days=grid.n_days,
+        local_slot=grid.local_slot,
+        day_type=day_variants(cm, uniq)[:, inv],
+        hh=grid.half_hour_ordinal.astype(np.uint64),
+        lighting=lighting_profile(cm.model, days),
+    )
+
+
+def _slice(de: DailyEnergy, sl: slice) -> DailyEnergy:
+    return DailyEnergy(*(getattr(de, f)[..., sl] for f in DailyEnergy.__dataclass_fields__))
+
+
+def _year_end_limit(days: np.ndarray) -> np.ndarray:
+    """Half hours from 00:00 UTC of each day to the end of its calendar year."""
+    dates = EPOCH_DAY + days.astype("timedelta64[D]")
+    next_year = (dates.astype("datetime64[Y]") + np.timedelta64(1, "Y")).astype("datetime64[D]")
+    return (next_year - dates).astype(np.int64) * 48
+
+
+def _ev(seed: int, cm: CompiledModel, m: Mpans, tr: Traits, rows: np.ndarray, ext_days: np.ndarray, energy: np.ndarray, n_days: int) -> np.ndarray:
+    """EV charging blocks [len(rows), H]: tariff start (staggered) or on arrival home."""
+    ev = cm.model.ev
+    u = streams.random_u64(streams.stream_key(seed, "load.ev_size"), m.key[rows][:, None], ext_days[None, :].astype(np.uint64))
+    v = top16_uniform(u)
+    a0, a1 = cm.ev_arrival_slots
+    arrival = tr.ev_slot[rows] < 0
+    local = np.where(arrival[:, None], a0 + np.floor(v * (a1 - a0 + 1)).astype(np.int64), tr.ev_slot[rows][:, None])
+    start = np.empty_like(local)
+    for s in np.unique(local):
+        mask = local == s
+        table = comp.block_starts(np.array([s]), np.array([False]), ext_days)[0]
+        start[mask] = np.broadcast_to(table[None, :], local.shape)[mask]
+    jitter = np.where(arrival[:, None], 0, np.floor(v * (ev.smart_jitter_halfhours + 1)).astype(np.int64))
+    return comp.blocks(start + jitter, energy, np.full(energy.shape, ev.charger_kw / 2.0), ev.max_session_halfhours, LOOKBACK_DAYS, n_days, _year_end_limit(ext_days))
+
+
+def simulate(scenario: Scenario, registrations: pa.Table, first_day: dt.date, last_day: dt.date) -> Simulation:
+    """True half-hour values of every series (AI/AE, plus RI/RE for Advanced) of the block."""
     seed = scenario.seed
-    m = _mpan_attributes(registrations)
-    n = len(m.core)
+    cm = compile_model(scenario.load_model)
+    model = cm.model
+    m = mpan_attributes(registrations)
+    tr = draw_traits(seed, cm, m)
+    n = m.n
     grid = settlement_grid(first_day, last_day)
-    n_days = grid.n_days
-    days = day_ordinal(first_day) + np.arange(n_days, dtype=np.int64)
-    reg_idx = registrations_on_days(registrations, m.core, days)  # [n, n_days]
+    D = grid.n_days
+    days = day_ordinal(first_day) + np.arange(D, dtype=np.int64)
+    ext_days = np.arange(days[0] - LOOKBACK_DAYS, days[-1] + 1, dtype=np.int64)
+    reg_idx = registrations_on_days(registrations, m.core, days)
     energised = np.asarray(registrations.column("energisation_status").to_numpy(zero_copy_only=False)).astype(str) == "E"
     day_energised = (reg_idx >= 0) & energised[np.maximum(reg_idx, 0)]
 
-    energy = _daily_energy_kwh(seed, m, days)  # [n, n_days]
-    hh_ord = grid.half_hour_ordinal.astype(np.uint64)  # [H]
-    H = n_days * 48
-
-    # Intra-day weights [n, H] by local clock slot and local day type.
-    weights = np.empty((n, H))
+    ext = daily_energy(seed, cm, m, tr, ext_days)
+    de = _slice(ext, slice(LOOKBACK_DAYS, None))
+    win = _window(cm, grid, days)
+    H = win.H
+    values = np.zeros((n, H))
+    variant = variant_of(cm, m, tr)
+    a = tr.arch_safe
     load = m.arch >= 0
-    if load.any():
-        a = m.arch[load]
-        keys = m.key[load]
-        local_days = (grid.settlement_date_local - EPOCH_DAY).astype(np.int64)
-        weekend_eng = day_types(local_days, scotland=False) != 0
-        weekend_sct = day_types(local_days, scotland=True) != 0
-        weekend = np.where(m.scotland[load][:, None], weekend_sct[None, :], weekend_eng[None, :]).astype(np.int64)
-        shift = (streams.random_u64(streams.stream_key(seed, "load.shift"), keys) % np.uint64(5)).astype(np.int64) - 2
-        slot = (grid.local_slot[None, :].astype(np.int64) + shift[:, None]) % 48
-        shape = _SHAPES[a[:, None], weekend, slot]
-        base_u = streams.uniform(streams.stream_key(seed, "load.base"), keys)
-        base = 0.1 + 0.3 * base_u
-        shape = base[:, None] * _SHAPES[a].mean(axis=(1, 2))[:, None] + (1.0 - base[:, None]) * shape
-        z = _irwin_hall_normal(streams.random_u64(streams.stream_key(seed, "load.hh"), keys[:, None], hh_ord[None, :]))
-        ev = streams.random_u64(streams.stream_key(seed, "load.event"), keys[:, None], hh_ord[None, :])
-        spike_u = (ev >> np.uint64(40)).astype(np.float64) / float(1 << 24)
-        spike = np.where(spike_u < _SPIKE_P[a][:, None], 2.0 + 6.0 * ((ev & _U16).astype(np.float64) / 65536.0), 1.0)
-        weights[load] = shape * np.exp(_HH_SIGMA[a][:, None] * z) * spike
-    pv = ~load
-    if pv.any():
-        weights[pv] = _pv_intraday(grid)[None, :]
+    dom = np.flatnonzero(load & cm.is_domestic[a])
+    nd = np.flatnonzero(load & ~cm.is_domestic[a])
 
-    w3 = weights.reshape(n, n_days, 48)
-    day_sum = w3.sum(axis=2, keepdims=True)
-    values = np.where(day_sum > 0, w3 / np.where(day_sum > 0, day_sum, 1.0), 0.0) * energy[:, :, None]
-    values = np.where(day_energised[:, :, None], values, 0.0)
+    if len(dom):
+        trd = _rows(tr, dom)
+        hh, z, u = comp.household(seed, cm, win, m.key[dom], a[dom], variant[dom], m.gsp[dom], trd, de.house[dom] + de.cool[dom], de.light[dom])
+        values[dom] = hh
+        slot = (win.local_slot[None, :].astype(np.int64) + trd.shift[:, None]) % 48
+        h = model.heating
+        for kind, table, sigma, flat in (
+            (HEAT_DIRECT, cm.direct_heating_shape, h.direct_heating_sigma, h.direct_heating_cold_flattening),
+            (HEAT_PUMP, cm.heat_pump_shape, h.heat_pump_sigma, h.heat_pump_cold_flattening),
+        ):
+            sub = np.flatnonzero(tr.heat_kind[dom] == kind)
+            if len(sub):
+                rows = dom[sub]
+                cyc = top16_uniform(u[sub]) if kind == HEAT_PUMP else None
+                values[rows] += comp.shaped(cm, win, table, slot[sub], de.heat[rows], de.hdd[rows], z[sub], sigma, flat, cyc)
+        nh2 = 2 * model.economy7.night_hours
+        limit = _year_end_limit(ext_days)
+        night = np.flatnonzero(tr.night_window & load)
+        if len(night):
+            start = comp.block_starts(tr.night_slot[night], tr.night_gmt[night], ext_days)
+            storage = np.where((tr.heat_kind[night] == HEAT_STORAGE)[:, None], ext.heat[night], 0.0)
+            values[night] += comp.blocks(start, storage, storage / nh2, nh2, LOOKBACK_DAYS, D, limit)
+            water = np.where((tr.heat_kind[night] != HEAT_PUMP)[:, None], ext.dhw[night], 0.0)
+            power = np.maximum(model.economy7.immersion_kw / 2.0, water / nh2)
+            values[night] += comp.blocks(start, water, power, nh2, LOOKBACK_DAYS, D, limit)
+        hp = np.flatnonzero(tr.heat_kind == HEAT_PUMP)
+        if len(hp):
+            start = comp.block_starts(tr.hp_dhw_slot[hp], np.zeros(len(hp), dtype=bool), ext_days)
+            values[hp] += comp.blocks(start, ext.dhw[hp], ext.dhw[hp] / 2.0, 2, LOOKBACK_DAYS, D, limit)
+        evr = np.flatnonzero(tr.s_ev > 0)
+        if len(evr):
+            values[evr] += _ev(seed, cm, m, tr, evr, ext_days, ext.ev[evr], D)
+
+    if len(nd):
+        values[nd] = comp.site(seed, cm, win, m.key[nd], a[nd], variant[nd], _rows(tr, nd), de.house[nd], de.heat[nd] + de.cool[nd])
+
+    exp_rows = np.flatnonzero(~load)
+    if len(exp_rows):
+        clim = model.weather.gsp_climate
+        lat = np.array([clim[GSP_GROUPS[g]].latitude_deg for g in m.gsp[exp_rows]])
+        lon = np.array([clim[GSP_GROUPS[g]].longitude_deg for g in m.gsp[exp_rows]])
+        shape = pvmod.generation_shape(seed, cm, m.gsp[exp_rows], m.key[exp_rows], tr.pv_azimuth_rad[exp_rows], lat, lon, grid, de.clearness[exp_rows])
+        values[exp_rows] = shape * np.repeat(de.pv[exp_rows], 48, axis=1)
+        paired = exp_rows[m.link[exp_rows] >= 0]
+        if len(paired):
+            imp_rows = m.link[paired]
+            imp, exp = pvmod.combine(values[imp_rows].reshape(-1, D, 48), values[paired].reshape(-1, D, 48), de.self_use[paired])
+            values[imp_rows] = imp.reshape(len(paired), H)
+            values[paired] = exp.reshape(len(paired), H)
+
+    v3 = values.reshape(n, D, 48) * day_energised[:, :, None]
 
     # Series: AI for import MPANs (+ RI, RE for Advanced), AE for export MPANs.
     series_mpan = [np.arange(n)]
-    series_mq = [np.where(load, "AI", "AE")]
+    series_mq = [np.where(load, 0, 1)]
+    series_vals = [v3]
     adv = np.flatnonzero(m.advanced & load)
-    series_vals = [values]
     if len(adv):
-        tan_phi = _TAN_PHI[m.arch[adv]]
-        zr = _irwin_hall_normal(streams.random_u64(streams.stream_key(seed, "load.reactive"), m.key[adv][:, None], np.arange(n_days, dtype=np.uint64)[None, :] + np.uint64(days[0])))
-        ri = values[adv] * (tan_phi[:, None] * np.exp(0.15 * zr))[:, :, None]
-        re = values[adv] * 0.02 * (1.0 + 0.5 * zr)[:, :, None].clip(0.0)
+        ri, re = _reactive(seed, model, m, tr, adv, v3[adv], win)
         series_mpan += [adv, adv]
-        series_mq += [np.full(len(adv), "RI"), np.full(len(adv), "RE")]
-        series_vals += [ri, re]
+        series_mq += [np.full(len(adv), 2), np.full(len(adv), 3)]
+        series_vals += [ri * day_energised[adv][:, :, None], re * day_energised[adv][:, :, None]]
     s_mpan = np.concatenate(series_mpan)
     s_mq = np.concatenate(series_mq)
-    s_vals = np.concatenate(series_vals, axis=0)  # [S, n_days, 48]
-    order = np.lexsort((s_mq, m.core[s_mpan]))
-    s_mpan, s_mq, s_vals = s_mpan[order], s_mq[order], s_vals[order]
+    s_vals = np.concatenate(series_vals, axis=0)
+    order = np.lexsort((np.array(MQ_CODES)[s_mq], m.core[s_mpan]))
+    return Simulation(m, tr, grid, days, reg_idx, day_energised, s_mpan[order], s_mq[order], s_vals[order], de, win, cm)
 
-    # Estimates: a share of energised half hours delivered as estimates (missing reads).
-    est_u = streams.uniform(streams.stream_key(seed, "load.estimate"), m.key[s_mpan][:, None], hh_ord[None, :]).reshape(len(s_mpan), n_days, 48)
-    is_est = (est_u < scenario.generation.estimate_share) & day_energised[s_mpan][:, :, None]
-    reason = np.where(est_u < scenario.generation.estimate_share / 2, 2, 4)  # Missing / CommsFault
 
-    has_reg = reg_idx[s_mpan] >= 0  # [S, n_days]
-    sel = np.broadcast_to(has_reg[:, :, None], s_vals.shape).reshape(-1)
+def _rows(tr: Traits, rows: np.ndarray) -> Traits:
+    return Traits(*(getattr(tr, f)[rows] for f in Traits.__dataclass_fields__))
+
+
+def _reactive(seed: int, model, m: Mpans, tr: Traits, adv: np.ndarray, p: np.ndarray, win: comp.Window) -> tuple[np.ndarray, np.ndarray]:
+    """Reactive import/export [a, D, 48] (kvarh) from active import: Q = tan(phi) P + magnetising - capacitors.
+
+    Sites with power-factor correction carry a fixed capacitor bank sized to most of their
+    mean reactive demand, so at light load (nights, weekends) they go leading: RE > 0.
+    """
+    tan_phi = tr.tan_phi[adv][:, None, None]
+    mean_p = (m.annual_kwh[adv] / 17520.0)[:, None, None]
+    u = streams.random_u64(streams.stream_key(seed, "load.reactive"), m.key[adv][:, None], win.hh[None, :])
+    z = irwin_hall_normal(u).reshape(p.shape)
+    cap_u = streams.uniform(streams.stream_key(seed, "trait.capacitor"), m.key[adv])
+    rp = model.reactive
+    c0, c1 = rp.capacitor_size
+    cap = np.where(tr.pf_corrected[adv], c0 + (c1 - c0) * cap_u, 0.0)[:, None, None] * tan_phi * mean_p
+    s = rp.noise_sigma
+    q = tan_phi * p * np.exp(s * z - 0.5 * s * s) + rp.magnetising_share * tan_phi * mean_p - cap
+    return np.maximum(q, 0.0), np.maximum(-q, 0.0)
+
+
+def _table(sim: Simulation, kwh: np.ndarray, quality_e: np.ndarray, reason: np.ndarray) -> GeneratedConsumption:
+    """Canonical rows for the series-days with a registration in force."""
+    n_days = sim.grid.n_days
+    H = n_days * 48
+    has_reg = sim.reg_idx[sim.series_mpan] >= 0  # [S, D]
+    sel = np.repeat(has_reg, 48, axis=1).reshape(-1)
     flat_idx = np.flatnonzero(sel)
     series_of_row = flat_idx // H
     hh_of_row = flat_idx % H
     day_of_row = hh_of_row // 48
-
-    kwh = np.round(s_vals.reshape(-1)[flat_idx], 3)
-    est_row = is_est.reshape(-1)[flat_idx]
-    quality = np.where(est_row, "E", "A")
-    core_dict = pa.array(m.core)
-    mq_vals = np.array(["AE", "AI", "RE", "RI"])
+    est = quality_e.reshape(-1)[flat_idx]
+    grid = sim.grid
+    core_dict = pa.array(sim.m.core)
+    mq_vals = pa.array(list(MQ_CODES))
     table = pa.table(
         {
-            "mpan_core": pa.DictionaryArray.from_arrays(pa.array(s_mpan[series_of_row].astype(np.int32)), core_dict).cast(pa.string()),
-            "measurement_quantity": pa.DictionaryArray.from_arrays(
-                pa.array(np.searchsorted(mq_vals, s_mq[series_of_row]).astype(np.int32)), pa.array(mq_vals)
-            ).cast(pa.string()),
+            "mpan_core": pa.DictionaryArray.from_arrays(pa.array(sim.series_mpan[series_of_row].astype(np.int32)), core_dict).cast(pa.string()),
+            "measurement_quantity": pa.DictionaryArray.from_arrays(pa.array(sim.series_mq[series_of_row].astype(np.int32)), mq_vals).cast(pa.string()),
             "period_end_utc": pa.array(grid.period_end_utc[hh_of_row], pa.timestamp("us", tz="UTC")),
             "settlement_date": pa.array(grid.settlement_date_local[hh_of_row], pa.date32()),
             "settlement_period": pa.array(grid.settlement_period_local[hh_of_row], pa.int16()),
-            "consumption_kwh": pa.array(kwh, pa.float64()),
-            "quality": pa.array(quality),
-            "estimation_reason": pa.array(np.where(est_row, reason.reshape(-1)[flat_idx], 0).astype(np.int16), pa.int16(), mask=~est_row),
-            "provenance": pa.array(np.full(len(flat_idx), "manufactured")),
+            "consumption_kwh": pa.array(kwh.reshape(-1)[flat_idx], pa.float64()),
+            "quality": pa.DictionaryArray.from_arrays(pa.array(est.astype(np.int32)), pa.array(["A", "E"])).cast(pa.string()),
+            "estimation_reason": pa.array(np.where(est, reason.reshape(-1)[flat_idx], 0).astype(np.int16), pa.int16(), mask=~est),
+            "provenance": pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(flat_idx), dtype=np.int32)), pa.array(["manufactured"])).cast(pa.string()),
         },
         schema=CONSUMPTION_SCHEMA,
     )
-    reg_row = reg_idx[s_mpan[series_of_row], day_of_row]
+    reg_row = sim.reg_idx[sim.series_mpan[series_of_row], day_of_row]
     return GeneratedConsumption(table=table, registration_row=reg_row)
 
 
-def _pv_intraday(grid) -> np.ndarray:
-    """PV output shape by *solar* time (UTC): zero at night, peak near solar noon.
+def generate_load(scenario: Scenario, registrations: pa.Table, first_day: dt.date, last_day: dt.date) -> LoadOutputs:
+    """Canonical consumption, raw meter reads and ground truth for the block and UTC days first..last."""
+    sim = simulate(scenario, registrations, first_day, last_day)
+    plan = faultmod.plan_faults(scenario, sim)
+    canonical = faultmod.canonical_values(sim, plan)
+    consumption = _table(sim, canonical.kwh, canonical.estimated, canonical.reason)
+    rows = faultmod.raw_rows(scenario, sim, plan)
+    raw, raw_reg = faultmod.raw_reads(scenario, sim, plan, rows)
+    truth, truth_reg = faultmod.ground_truth(scenario, sim, plan, canonical, rows)
+    return LoadOutputs(consumption, raw, raw_reg, truth, truth_reg)
 
-    GB solar noon is ~12:10 UTC; half the day length swings between ~3.9 h (December)
-    and ~8.3 h (June) at 52-53 N.
+
+def generate_consumption(scenario: Scenario, registrations: pa.Table, first_day: dt.date, last_day: dt.date) -> GeneratedConsumption:
+    """Canonical consumption for every MPAN in ``registrations`` over UTC days first..last.
+
+    Rows exist for the UTC settlement days on which a registration is in force; they are
+    ordered by MPAN core, measurement quantity, period_end_utc. Half hours whose raw reads
+    are defective (see :mod:`.faults`) are estimates (quality ``E``, DI-076 reason).
     """
-    mid = (grid.period_end_utc - np.timedelta64(15, "m")).astype("datetime64[m]").astype(np.int64) % 1440 / 60.0
-    doy = grid.local_doy.astype(np.float64)
-    half_day = 6.1 - 2.2 * np.cos(2.0 * np.pi * (doy + 10.0) / 365.25)
-    x = (mid - 12.17) / half_day
-    return np.where(np.abs(x) < 1.0, np.cos(0.5 * np.pi * np.clip(x, -1.0, 1.0)) ** 1.5, 0.0)
+    sim = simulate(scenario, registrations, first_day, last_day)
+    plan = faultmod.plan_faults(scenario, sim)
+    canonical = faultmod.canonical_values(sim, plan)
+    return _table(sim, canonical.kwh, canonical.estimated, canonical.reason)

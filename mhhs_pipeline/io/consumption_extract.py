@@ -1,0 +1,188 @@
+"""Read an actual half-hourly consumption extract (CSV or Parquet, any fsspec URL) in chunks
+and cleanse it against the clean registrations.
+
+The reader is the registration reader's (``io.extract.Extract``: format sniffed from the
+bytes, streaming CSV / Parquet batches, every field as text, 1-based ``record``, one-line
+``ExtractError`` naming the file, line/column and the fix); only the header mapping
+(``cleanse.consumption_columns``) and the messages that name the kind of extract differ.
+
+``cleanse_consumption_to_dir`` streams the file: chunks are normalised (row rules and the
+rules against the registrations) and spilled to local Arrow files by a hash of the MPAN,
+so every record of an MPAN meets in one bucket; each bucket is resolved alone
+(duplicates, overlaps). Peak memory follows the chunk and bucket sizes, not the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import os
+import posixpath
+import tempfile
+from dataclasses import dataclass
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mhhs_pipeline.cleanse.consumption import (
+    CONSUMPTION_QUARANTINE_SCHEMA,
+    ConsumptionStats,
+    RegistrationIndex,
+    normalise_consumption,
+    render_consumption_markdown,
+    resolve_consumption,
+)
+from mhhs_pipeline.cleanse.consumption_columns import map_consumption_header
+from mhhs_pipeline.cleanse.groups import bucket_of
+from mhhs_pipeline.cleanse.rules import RepairLog
+from mhhs_pipeline.core.schema import CONSUMPTION_KEY, CONSUMPTION_SCHEMA
+from mhhs_pipeline.io.extract import (
+    _DELIMITERS,
+    _PARQUET_OUT,
+    HEAD_BYTES,
+    MAX_BUCKETS,
+    Extract,
+    ExtractError,
+    _BucketSpill,
+    _csv_header,
+    _sha256,
+    _sniff_kind,
+)
+
+__all__ = [
+    "CONSUMPTION_BUCKET_ROWS",
+    "ConsumptionCleanseOutput",
+    "ExtractError",
+    "cleanse_consumption",
+    "cleanse_consumption_to_dir",
+    "open_consumption_extract",
+]
+
+CONSUMPTION_BUCKET_ROWS = 1_000_000  # normalised records per bucket in pass 2 (~250 MB)
+_WHAT = "consumption extract"
+_HEADER_HINT = "mpan_core, period_end_utc (or settlement_date, settlement_period), consumption_kwh, ..."
+
+
+def open_consumption_extract(url: str) -> Extract:
+    """Open and check a consumption extract; ExtractError (or FileNotFoundError) when it
+    cannot be read as a whole. Record-level faults are left to the cleansing rules."""
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        if not fs.exists(path) or fs.isdir(path):
+            raise FileNotFoundError(url)
+        size = fs.size(path)
+        with fs.open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+            tail = b""
+            if size >= 4:
+                f.seek(size - 4)
+                tail = f.read(4)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ExtractError(f"{url}: cannot be read ({exc}); check the URL and credentials") from None
+    name = posixpath.basename(path) or path
+    if size == 0 or not head.strip(codecs.BOM_UTF8 + b" \t\r\n"):
+        raise ExtractError(f"{name}: is empty; export the {_WHAT} with a header row and data rows")
+    kind = _sniff_kind(head, tail, size, name)
+    delimiter, estimated = ",", 0
+    if kind == "parquet":
+        with fs.open(path, "rb") as f:
+            try:
+                meta = pq.ParquetFile(f).metadata
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise ExtractError(
+                    f"{name}: is a damaged Parquet file ({str(exc).splitlines()[0][:120]}); re-export or re-upload it"
+                ) from None
+            header = list(meta.schema.to_arrow_schema().names)
+            estimated = meta.num_rows
+    else:
+        _check_delimited(head, name)
+        header, delimiter, per_record = _csv_header(head, name)
+        estimated = math.ceil(size / per_record)
+    canonical, other, problems = map_consumption_header(header)
+    if problems:
+        raise ExtractError(f"{name}: " + "; ".join(problems))
+    return Extract(url, fs, path, kind, size, header, canonical, other, delimiter, estimated)
+
+
+def _check_delimited(head: bytes, name: str) -> None:
+    """A first line without any delimiter is not a consumption CSV (it has 3+ columns)."""
+    line = head.removeprefix(codecs.BOM_UTF8).split(b"\n", 1)[0]
+    text = line.decode("utf-8", "replace").rstrip("\r")
+    if len(line) < HEAD_BYTES and not any(d in text for d in _DELIMITERS):
+        shown = text[:40].replace("\t", " ")
+        raise ExtractError(
+            f"{name}: line 1 has no comma-separated header (starts {shown!r}); this is not a CSV {_WHAT}:"
+            f" send CSV with a header row ({_HEADER_HINT}) or Parquet"
+        )
+
+
+@dataclass
+class ConsumptionCleanseOutput:
+    """Local results of a consumption cleansing pass (files in the folder given)."""
+
+    clean_path: str  # Parquet, CONSUMPTION_SCHEMA, provenance actual; sorted within each bucket
+    quarantine_path: str  # Parquet, CONSUMPTION_QUARANTINE_SCHEMA
+    report_markdown: str  # a section to append to the cleansing report
+    stats: ConsumptionStats
+    source_sha256: str
+    source_bytes: int
+    source_format: str
+
+
+def cleanse_consumption_to_dir(url: str, folder: str, registrations: pa.Table | RegistrationIndex) -> ConsumptionCleanseOutput:
+    """Cleanse the consumption extract at ``url`` against the clean ``registrations`` into
+    ``folder`` (local). Raises ExtractError for a file that cannot be read; a
+    ReconciliationError would be a bug."""
+    extract = open_consumption_extract(url)
+    registry = registrations if isinstance(registrations, RegistrationIndex) else RegistrationIndex.build(registrations)
+    n_buckets = min(MAX_BUCKETS, max(1, math.ceil(extract.estimated_rows / CONSUMPTION_BUCKET_ROWS)))
+    log = RepairLog()
+    spill_dir = os.path.join(folder, "consumption-spill")
+    os.makedirs(spill_dir, exist_ok=True)
+    spill = _BucketSpill(spill_dir, n_buckets)
+    try:
+        for chunk in extract.chunks():
+            norm = normalise_consumption(chunk, registry, log)
+            spill.add(norm, bucket_of(norm, n_buckets))
+    except BaseException:
+        spill.close()
+        raise
+
+    stats = ConsumptionStats(source=extract.name, source_format=extract.format, ignored_columns=extract.unused_columns)
+    stats.repairs = log
+    clean_path = os.path.join(folder, "consumption_actual.parquet")
+    q_path = os.path.join(folder, "consumption_quarantine.parquet")
+    with (
+        pq.ParquetWriter(clean_path, CONSUMPTION_SCHEMA, **_PARQUET_OUT) as clean_out,
+        pq.ParquetWriter(q_path, CONSUMPTION_QUARANTINE_SCHEMA, **_PARQUET_OUT) as q_out,
+    ):
+        for table in spill.buckets():
+            res = resolve_consumption(table)
+            clean_out.write_table(res.clean)
+            q_out.write_table(res.quarantine)
+            stats.merge(res.stats)
+    os.rmdir(spill_dir)
+    stats.check_reconciliation()
+    return ConsumptionCleanseOutput(
+        clean_path, q_path, render_consumption_markdown(stats), stats, _sha256(extract.fs, extract.path),
+        extract.size, extract.format,
+    )  # fmt: skip
+
+
+def cleanse_consumption(url: str, registrations: pa.Table | RegistrationIndex) -> tuple[pa.Table, pa.Table, ConsumptionCleanseOutput]:
+    """In-memory form for the ``run`` command: (clean actual rows ordered by
+    mpan_core, measurement_quantity, period_end_utc; quarantine ordered by record; output).
+    The output's file paths point into a folder that no longer exists."""
+    with tempfile.TemporaryDirectory(prefix="mhhs-consumption-") as tmp:
+        out = cleanse_consumption_to_dir(url, tmp, registrations)
+        clean = pq.read_table(out.clean_path, memory_map=False)
+        quarantine = pq.read_table(out.quarantine_path, memory_map=False)
+    if clean.num_rows:
+        clean = clean.sort_by([(c, "ascending") for c in CONSUMPTION_KEY])
+    if quarantine.num_rows:
+        quarantine = quarantine.take(pc.sort_indices(quarantine, [("record", "ascending")]))
+    return clean.combine_chunks(), quarantine.combine_chunks(), out

@@ -1,0 +1,224 @@
+"""Small, mergeable aggregates of generated consumption, the input of the report pictures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mhhs_pipeline.core import streams
+
+SHAPE_SCHEMA = pa.schema(
+    [("archetype", pa.string()), ("season", pa.string()), ("day_kind", pa.string()), ("local_slot", pa.int16()), ("kwh_sum", pa.float64()), ("periods", pa.int64())]
+)
+MONTHLY_SCHEMA = pa.schema([("archetype", pa.string()), ("month", pa.string()), ("kwh_sum", pa.float64()), ("periods", pa.int64())])
+MPAN_SCHEMA = pa.schema(
+    [("mpan_core", pa.string()), ("archetype", pa.string()), ("annual_consumption_kwh", pa.float64()), ("kwh_sum", pa.float64()), ("periods", pa.int64())]
+)
+SAMPLE_SCHEMA = pa.schema(
+    [("mpan_core", pa.string()), ("archetype", pa.string()), ("rank", pa.uint64()), ("period_end_utc", pa.timestamp("us", tz="UTC")), ("consumption_kwh", pa.float64())]
+)
+_RANK_KEY = streams.stream_key(0, "report.sample")
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """Aggregates of one or many work units (every table small: thousands of rows)."""
+
+    shape: pa.Table  # SHAPE_SCHEMA: energy by archetype x season x weekday/weekend x local half hour
+    monthly: pa.Table  # MONTHLY_SCHEMA: energy by archetype x local month
+    mpans: pa.Table  # MPAN_SCHEMA: energy and half hours per MPAN, with its registered annual
+    sample: pa.Table  # SAMPLE_SCHEMA: every half hour of a few sample MPANs per archetype
+    samples_per_archetype: int = 1
+
+
+def _latest_registration(registrations: pa.Table) -> dict[str, int]:
+    core = np.asarray(registrations.column("mpan_core").to_numpy(zero_copy_only=False)).astype(str)
+    frm = registrations.column("effective_from").cast(pa.int32()).to_numpy(zero_copy_only=False)
+    order = np.lexsort((frm, core))
+    return {core[i]: int(i) for i in order}  # later rows overwrite earlier ones
+
+
+def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(int codes per row, distinct values) without materialising Python strings per row."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    enc = pc.dictionary_encode(col)
+    values = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False)).astype(str)
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), values
+
+
+_SEASON_OF_MONTH = np.array(["winter", "winter", "spring", "spring", "spring", "summer", "summer", "summer", "autumn", "autumn", "autumn", "winter"])
+_SEASON_NAMES = np.array(["autumn", "spring", "summer", "winter"])
+_SEASON_CODE = np.searchsorted(_SEASON_NAMES, _SEASON_OF_MONTH)
+_SAMPLE_DAYS = 7
+
+
+def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: np.ndarray | None = None, samples_per_archetype: int = 1) -> ReportSummary:
+    """Aggregate one unit's canonical consumption (active import and export only).
+
+    ``registration_row`` (per consumption row, as returned by the generator) says which
+    registration each row belongs to; without it each MPAN's latest registration is used.
+    Rows of de-energised registrations are left out of the averages.
+    """
+    core_code, core_values = _codes(consumption.column("mpan_core"))
+    if registration_row is None:
+        latest = _latest_registration(registrations)
+        registration_row = np.array([latest.get(c, -1) for c in core_values], dtype=np.int64)[core_code]
+    registration_row = np.asarray(registration_row, dtype=np.int64)
+    arch_code_reg, arch_values = _codes(registrations.column("archetype"))
+    energised = np.asarray(registrations.column("energisation_status").to_numpy(zero_copy_only=False)).astype(str) == "E"
+    mq_code, mq_values = _codes(consumption.column("measurement_quantity"))
+    active = np.isin(mq_values, ["AI", "AE"])[mq_code] if len(mq_code) else np.zeros(0, dtype=bool)
+    keep = (registration_row >= 0) & active & energised[np.maximum(registration_row, 0)]
+    rows = np.flatnonzero(keep)
+    arch = arch_code_reg[registration_row[rows]]
+    core = core_code[rows]
+    period_end = consumption.column("period_end_utc").take(pa.array(rows))
+    end_us = period_end.cast(pa.int64()).to_numpy() if len(rows) else np.zeros(0, dtype=np.int64)
+    # Local clock fields of each distinct half hour (a unit has few), then gathered per row.
+    first = int(end_us.min()) if len(rows) else 0
+    hh = (end_us - first) // 1_800_000_000
+    grid = first - 1_800_000_000 + np.arange(int(hh.max()) + 1 if len(rows) else 0, dtype=np.int64) * 1_800_000_000
+    local = pa.array(grid, pa.int64()).cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us", tz="Europe/London"))
+    g_slot = pc.hour(local).to_numpy() * 2 + pc.minute(local).to_numpy() // 30
+    g_month = pc.month(local).to_numpy().astype(np.int64)
+    g_key = pc.year(local).to_numpy().astype(np.int64) * 12 + g_month - 1
+    g_weekend = (pc.day_of_week(local).to_numpy() >= 5).astype(np.int64)
+    slot, month_key, weekend = g_slot[hh], g_key[hh], g_weekend[hh]
+    season = _SEASON_CODE[g_month - 1][hh] if len(rows) else np.zeros(0, dtype=np.int64)
+    kwh = consumption.column("consumption_kwh").take(pa.array(rows)).to_numpy()
+    na = len(arch_values)
+
+    key = ((arch * 4 + season) * 2 + weekend) * 48 + slot
+    size = na * 4 * 2 * 48
+    ksum = np.bincount(key, weights=kwh, minlength=size)
+    kcnt = np.bincount(key, minlength=size)
+    nz = np.flatnonzero(kcnt)
+    shape = pa.table(
+        {
+            "archetype": arch_values[nz // (4 * 2 * 48)],
+            "season": _SEASON_NAMES[(nz // (2 * 48)) % 4],
+            "day_kind": np.array(["weekday", "weekend"])[(nz // 48) % 2],
+            "local_slot": (nz % 48).astype(np.int16),
+            "kwh_sum": ksum[nz],
+            "periods": kcnt[nz].astype(np.int64),
+        },
+        schema=SHAPE_SCHEMA,
+    )
+    m0 = int(month_key.min()) if len(month_key) else 0
+    nm = int(month_key.max()) - m0 + 1 if len(month_key) else 1
+    mk = arch * nm + (month_key - m0)
+    msum = np.bincount(mk, weights=kwh, minlength=na * nm)
+    mcnt = np.bincount(mk, minlength=na * nm)
+    nz = np.flatnonzero(mcnt)
+    mabs = m0 + nz % nm
+    monthly = pa.table(
+        {
+            "archetype": arch_values[nz // nm],
+            "month": [f"{int(k) // 12}-{int(k) % 12 + 1:02d}" for k in mabs],
+            "kwh_sum": msum[nz],
+            "periods": mcnt[nz].astype(np.int64),
+        },
+        schema=MONTHLY_SCHEMA,
+    )
+    nc = len(core_values)
+    ck = core * max(na, 1) + arch
+    csum = np.bincount(ck, weights=kwh, minlength=nc * max(na, 1))
+    ccnt = np.bincount(ck, minlength=nc * max(na, 1))
+    nz = np.flatnonzero(ccnt)
+    latest = _latest_registration(registrations)
+    annual_all = registrations.column("annual_consumption_kwh").to_numpy()
+    mcores = core_values[nz // max(na, 1)]
+    mpans = pa.table(
+        {
+            "mpan_core": mcores,
+            "archetype": arch_values[nz % max(na, 1)],
+            "annual_consumption_kwh": np.array([float(annual_all[latest[c]]) for c in mcores], dtype=np.float64),
+            "kwh_sum": csum[nz],
+            "periods": ccnt[nz].astype(np.int64),
+        },
+        schema=MPAN_SCHEMA,
+    )
+    sample = _sample(period_end, core, core_values, arch, arch_values, kwh, samples_per_archetype)
+    return ReportSummary(shape, monthly, mpans, sample, samples_per_archetype)
+
+
+def _rank(cores: np.ndarray) -> np.ndarray:
+    return streams.random_u64(_RANK_KEY, np.asarray(cores).astype(np.uint64))
+
+
+def _sample(period_end: pa.ChunkedArray, core: np.ndarray, core_values: np.ndarray, arch: np.ndarray, arch_values: np.ndarray, kwh: np.ndarray, k: int) -> pa.Table:
+    """All half hours of the first days of the ``k`` lowest-ranked MPANs of each archetype."""
+    if not len(core):
+        return SAMPLE_SCHEMA.empty_table()
+    rank = _rank(core_values)
+    first_arch = np.full(len(core_values), -1)
+    first_arch[core] = arch
+    chosen = np.zeros(len(core_values), dtype=bool)
+    for a in np.unique(arch):
+        sel = np.flatnonzero(first_arch == a)
+        chosen[sel[np.argsort(rank[sel], kind="stable")[:k]]] = True
+    ts = period_end.to_numpy().astype("datetime64[us]") if hasattr(period_end, "to_numpy") else np.asarray(period_end)
+    rows = np.flatnonzero(chosen[core])
+    rows = rows[ts[rows] <= ts[rows].min() + np.timedelta64(_SAMPLE_DAYS, "D")] if len(rows) else rows
+    return pa.table(
+        {
+            "mpan_core": core_values[core[rows]],
+            "archetype": arch_values[arch[rows]],
+            "rank": rank[core[rows]],
+            "period_end_utc": pa.array(ts[rows], pa.timestamp("us", tz="UTC")),
+            "consumption_kwh": kwh[rows],
+        },
+        schema=SAMPLE_SCHEMA,
+    )
+
+
+def merge_summaries(parts: list[ReportSummary]) -> ReportSummary:
+    """One summary of many units: sums re-aggregated, samples re-chosen (order-independent)."""
+    if not parts:
+        raise ValueError("merge_summaries needs at least one summary")
+    k = max(p.samples_per_archetype for p in parts)
+    shape = pa.concat_tables([p.shape for p in parts]).group_by(["archetype", "season", "day_kind", "local_slot"]).aggregate([("kwh_sum", "sum"), ("periods", "sum")])
+    shape = shape.rename_columns({"kwh_sum_sum": "kwh_sum", "periods_sum": "periods"}).select(SHAPE_SCHEMA.names).cast(SHAPE_SCHEMA)
+    monthly = pa.concat_tables([p.monthly for p in parts]).group_by(["archetype", "month"]).aggregate([("kwh_sum", "sum"), ("periods", "sum")])
+    monthly = monthly.rename_columns({"kwh_sum_sum": "kwh_sum", "periods_sum": "periods"}).select(MONTHLY_SCHEMA.names).cast(MONTHLY_SCHEMA)
+    mp = pa.concat_tables([p.mpans for p in parts]).group_by(["mpan_core", "archetype"]).aggregate(
+        [("annual_consumption_kwh", "max"), ("kwh_sum", "sum"), ("periods", "sum")]
+    )
+    mpans = mp.rename_columns({"annual_consumption_kwh_max": "annual_consumption_kwh", "kwh_sum_sum": "kwh_sum", "periods_sum": "periods"}).select(MPAN_SCHEMA.names).cast(MPAN_SCHEMA)
+    sample = pa.concat_tables([p.sample for p in parts])
+    if sample.num_rows:
+        firsts = sample.group_by(["archetype", "mpan_core"]).aggregate([("rank", "min")])
+        keep = []
+        archs = np.asarray(firsts.column("archetype").to_numpy(zero_copy_only=False)).astype(str)
+        ranks = firsts.column("rank_min").to_numpy()
+        cores = np.asarray(firsts.column("mpan_core").to_numpy(zero_copy_only=False)).astype(str)
+        for a in np.unique(archs):
+            sel = np.flatnonzero(archs == a)
+            keep += list(cores[sel[np.argsort(ranks[sel], kind="stable")[:k]]])
+        sample = sample.filter(pc.is_in(sample.column("mpan_core"), pa.array(keep)))
+        t0 = pc.min(sample.column("period_end_utc"))
+        limit = pa.scalar(t0.value + _SAMPLE_DAYS * 86_400_000_000, pa.timestamp("us", tz="UTC"))
+        sample = sample.filter(pc.less_equal(sample.column("period_end_utc"), limit))
+        sample = sample.sort_by([("archetype", "ascending"), ("mpan_core", "ascending"), ("period_end_utc", "ascending")])
+        # The same half hour may arrive twice only if a caller merges a summary with itself.
+        sample = sample.group_by(["mpan_core", "archetype", "rank", "period_end_utc"]).aggregate([("consumption_kwh", "max")])
+        sample = sample.rename_columns({"consumption_kwh_max": "consumption_kwh"}).select(SAMPLE_SCHEMA.names).cast(SAMPLE_SCHEMA)
+        sample = sample.sort_by([("archetype", "ascending"), ("mpan_core", "ascending"), ("period_end_utc", "ascending")])
+    return ReportSummary(_sorted(shape, ["archetype", "season", "day_kind", "local_slot"]), _sorted(monthly, ["archetype", "month"]), _sorted(mpans, ["mpan_core"]), sample, k)
+
+
+def _sorted(t: pa.Table, keys: list[str]) -> pa.Table:
+    return t.sort_by([(k, "ascending") for k in keys])
+
+
+def report_png(consumption: pa.Table, registrations: pa.Table, registration_row: np.ndarray | None = None, title: str = "") -> bytes:
+    """Summarise and render in one call (for a table that fits in memory)."""
+    from mhhs_pipeline.report.plots import render_png
+
+    return render_png(merge_summaries([summarise(consumption, registrations, registration_row)]), title=title)
