@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import scenario
+
 from mhhs_pipeline import stages
 from mhhs_pipeline.distributed import run_on_dask
 from mhhs_pipeline.runner import run_unit

@@ -8,8 +8,8 @@ import json
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import QUICKSTART, run_cli, scenario
+
 from mhhs_pipeline.core.registrations import synthesise_registrations
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,10 @@ import datetime as dt
 
 import numpy as np
 import pyarrow as pa
+from conftest import scenario
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import scenario
 from mhhs_pipeline.core.load import generate_consumption
 from mhhs_pipeline.core.registrations import synthesise_registrations
 from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA

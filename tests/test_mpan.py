@@ -6,10 +6,10 @@ import csv
 
 import mpan as mpan_oracle
 import numpy as np
+from conftest import SHARED, scenario
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED, scenario
 from mhhs_pipeline.core import market
 from mhhs_pipeline.core.mpan import check_digit, check_digits_vec, is_valid_core
 from mhhs_pipeline.core.registrations import synthesise_registrations

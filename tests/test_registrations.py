@@ -7,10 +7,10 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from conftest import scenario
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import scenario
 from mhhs_pipeline.core.calendar import day_ordinal
 from mhhs_pipeline.core.load import generate_consumption
 from mhhs_pipeline.core.participants import consumption_slices

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import QUICKSTART
+
 from mhhs_pipeline.spec.scenario import ScenarioError, apply_overrides_to_yaml, parse_scenario
 
 
