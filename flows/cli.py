@@ -21,6 +21,10 @@ def _run(args: argparse.Namespace) -> int:
         from mhhs_pipeline.io.extract import open_extract
 
         open_extract(loaded.scenario.inputs.registrations)  # an unreadable extract fails here, clearly
+    if loaded.scenario.inputs.consumption:
+        from mhhs_pipeline.io.consumption_extract import open_consumption_extract
+
+        open_consumption_extract(loaded.scenario.inputs.consumption)
 
     # The embedded default starts a temporary Prefect server; on a busy machine its default
     # 20 s start-up limit is too tight. Users' own settings win.

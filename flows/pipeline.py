@@ -7,6 +7,7 @@ PREFECT_API_URL each worker would start its own temporary server.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 from prefect import flow, get_run_logger, task
@@ -42,6 +43,20 @@ def plan(loaded, out: str, run_id: str, inputs):
 @task(name="deliver-quarantine", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
 def deliver_quarantine(out: str, run_id: str, inputs):
     return stages.write_quarantine(RunStore(out, run_id), inputs) if inputs is not None else []
+
+
+@task(name="load-model-report", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+def load_model_report(out: str, run_id: str, results):
+    records, png = stages.write_report(RunStore(out, run_id), results)
+    if png is not None:
+        # Inline as a data URI: the Prefect UI shows it without access to the run's storage.
+        encoded = base64.b64encode(png).decode()
+        create_markdown_artifact(
+            key="load-model-report",
+            markdown=f"![load model report](data:image/png;base64,{encoded})\n\n`{records[0].path}` in run {run_id}",
+            description="Average daily shapes by archetype and season, sample week, monthly totals, annual consumption",
+        )
+    return records
 
 
 @task(name="prepare-run-dir", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
@@ -81,9 +96,9 @@ def mhhs_run(
     logger.info("run %s: %d work units", rid, len(jobs))
     prepare_run_dir(out, rid)
     results = generate_and_deliver(jobs, workers, dask_address, progress)
-    quarantine = deliver_quarantine(out, rid, inputs)
-    readmes = participant_readmes(out, rid, results, quarantine)
-    manifest = stages.manifest_for(loaded, rid, results, list(quarantine) + list(readmes), inputs)
+    extra = list(deliver_quarantine(out, rid, inputs)) + list(load_model_report(out, rid, results))
+    readmes = participant_readmes(out, rid, results, extra)
+    manifest = stages.manifest_for(loaded, rid, results, extra + list(readmes), inputs)
     manifest_url = write_manifest(out, rid, manifest)
     rows = stages.summary_rows(manifest)
     totals = manifest["totals"]

@@ -11,13 +11,16 @@ import time
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from mhhs_pipeline.core.load import generate_consumption
+from mhhs_pipeline.cleanse.consumption_merge import merge_with_model_index
+from mhhs_pipeline.core.load import generate_consumption, generate_load
 from mhhs_pipeline.core.participants import consumption_slices, registration_slices
 from mhhs_pipeline.core.registrations import synthesise_registrations
 from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabular
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.plan import WorkUnit
+from mhhs_pipeline.report import ReportSummary, summarise
 from mhhs_pipeline.spec.scenario import Scenario
 
 
@@ -28,6 +31,7 @@ class UnitJob:
     run_id: str
     unit: WorkUnit
     registrations: pa.Table | None = None  # a block of a cleansed extract; None = synthesise
+    actual: pa.Table | None = None  # clean actual consumption of this unit's MPANs and days
 
 
 @dataclass
@@ -37,6 +41,7 @@ class UnitResult:
     half_hours: int = 0  # canonical consumption rows generated (each delivered to 4 participants)
     mpans: int = 0
     generate_seconds: float = 0.0
+    report: ReportSummary | None = None  # for the run's PNG report
 
 
 def run_unit(job: UnitJob) -> UnitResult:
@@ -45,17 +50,43 @@ def run_unit(job: UnitJob) -> UnitResult:
 
     t0 = time.perf_counter()
     reg = job.registrations if job.registrations is not None else synthesise_registrations(scenario, unit.site_start, unit.site_stop)
-    gen = generate_consumption(scenario, reg, unit.first_day, unit.last_day)
+    faults = scenario.outputs.fault_datasets
+    out = generate_load(scenario, reg, unit.first_day, unit.last_day) if faults else None
+    gen = out.consumption if out else generate_consumption(scenario, reg, unit.first_day, unit.last_day)
+    table, reg_rows_all = gen.table, gen.registration_row
+    actual_mpans = None
+    if job.actual is not None and job.actual.num_rows:
+        # Actual values pass through; gaps are filled at the MPAN's own level (provenance manufactured).
+        table, idx = merge_with_model_index(job.actual, gen.table, registrations=reg)
+        reg_rows_all = gen.registration_row[idx]
+        actual_mpans = pc.unique(job.actual.column("mpan_core"))
     result.generate_seconds = time.perf_counter() - t0
-    result.half_hours = gen.table.num_rows
+    result.half_hours = table.num_rows
     result.mpans = len(set(reg.column("mpan_core").to_pylist()))
+    if scenario.outputs.report:
+        result.report = summarise(table, reg, reg_rows_all)
 
     ctx = UnitContext(scenario, RunStore(job.out_url, job.run_id), reg, unit.first_day, unit.last_day)
-    for sl in consumption_slices(reg, gen.registration_row):
+    for sl in consumption_slices(reg, reg_rows_all):
         whole = sl.role == "central"
-        part = gen.table if whole else gen.table.take(sl.rows)
-        reg_rows = gen.registration_row if whole else gen.registration_row[sl.rows]
+        part = table if whole else table.take(sl.rows)
+        reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows]
         result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows)
+
+    if out is not None:
+        # Raw meter reads (with faults) and their ground truth go to data services and central.
+        for dataset, data, rows in (
+            ("meter_reads_raw", out.meter_reads_raw, out.raw_registration_row),
+            ("ground_truth", out.ground_truth, out.truth_registration_row),
+        ):
+            if actual_mpans is not None:  # an MPAN with actual data has no manufactured raw reads
+                keep = pc.invert(pc.is_in(data.column("mpan_core"), actual_mpans))
+                rows = rows[keep.to_numpy(zero_copy_only=False)]
+                data = data.filter(keep)
+            for sl in consumption_slices(reg, rows):
+                if sl.role in ("data_service", "central"):
+                    part = data if sl.role == "central" else data.take(sl.rows)
+                    result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part)
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"

@@ -18,10 +18,12 @@ import pyarrow.compute as pc
 from mhhs_pipeline.core.participants import CENTRAL_ID
 from mhhs_pipeline.formats.participant_readme import participant_readme
 from mhhs_pipeline.formats.tabular import encode_parquet
+from mhhs_pipeline.io.consumption_extract import cleanse_consumption
 from mhhs_pipeline.io.extract import cleanse_registrations
 from mhhs_pipeline.io.paths import UnsafePathError, check_run_id, participant_prefix
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.plan import plan_units
+from mhhs_pipeline.report import merge_summaries, render_png
 from mhhs_pipeline.runner import UnitJob, UnitResult, run_unit
 from mhhs_pipeline.spec.scenario import Scenario, apply_overrides_to_yaml, parse_scenario
 
@@ -66,6 +68,8 @@ class CleansedInputs:
     quarantine: pa.Table  # cleanse.QUARANTINE_SCHEMA
     report_markdown: str
     stats: dict
+    actual: pa.Table | None = None  # clean actual consumption (CONSUMPTION_SCHEMA, provenance actual)
+    consumption_quarantine: pa.Table | None = None
 
 
 def cleanse_inputs(loaded: LoadedScenario) -> CleansedInputs | None:
@@ -75,7 +79,14 @@ def cleanse_inputs(loaded: LoadedScenario) -> CleansedInputs | None:
     if not url:
         return None
     reg, quarantine, out = cleanse_registrations(url, seed=loaded.scenario.seed, population=loaded.scenario.population)
-    return CleansedInputs(reg, quarantine, out.report_markdown, {**out.stats.to_dict(), "reconciliation": out.stats.reconciliation_line()})
+    stats = {**out.stats.to_dict(), "reconciliation": out.stats.reconciliation_line()}
+    report = out.report_markdown
+    actual = c_quarantine = None
+    if loaded.scenario.inputs.consumption:
+        actual, c_quarantine, c_out = cleanse_consumption(loaded.scenario.inputs.consumption, reg)
+        stats["consumption"] = {**c_out.stats.to_dict(), "reconciliation": c_out.stats.reconciliation_line()}
+        report += "\n\n" + c_out.report_markdown
+    return CleansedInputs(reg, quarantine, report, stats, actual, c_quarantine)
 
 
 def unit_jobs(loaded: LoadedScenario, out_url: str, run_id: str, inputs: CleansedInputs | None = None) -> list[UnitJob]:
@@ -89,7 +100,14 @@ def unit_jobs(loaded: LoadedScenario, out_url: str, run_id: str, inputs: Cleanse
     for u in plan_units(loaded.scenario, len(unique)):
         lo = int(np.searchsorted(cores, unique[u.site_start], side="left"))
         hi = int(np.searchsorted(cores, unique[u.site_stop - 1], side="right"))
-        jobs.append(UnitJob(loaded.scenario, out_url, run_id, u, reg.slice(lo, hi - lo)))
+        actual = None
+        if inputs.actual is not None:
+            a_cores = inputs.actual.column("mpan_core")
+            in_block = pc.and_(pc.greater_equal(a_cores, unique[u.site_start]), pc.less_equal(a_cores, unique[u.site_stop - 1]))
+            day = pc.cast(pc.subtract(inputs.actual.column("period_end_utc"), pa.scalar(dt.timedelta(minutes=30))), pa.timestamp("us")).cast(pa.date32())
+            in_days = pc.and_(pc.greater_equal(day, pa.scalar(u.first_day)), pc.less_equal(day, pa.scalar(u.last_day)))
+            actual = inputs.actual.filter(pc.and_(in_block, in_days))
+        jobs.append(UnitJob(loaded.scenario, out_url, run_id, u, reg.slice(lo, hi - lo), actual))
     return jobs
 
 
@@ -101,6 +119,16 @@ def write_quarantine(store: RunStore, inputs: CleansedInputs) -> list[FileRecord
         store.write("central/central/quarantine/quarantine.parquet", encode_parquet(q), role="central", participant_id=CENTRAL_ID, dataset="quarantine", fmt="parquet", rows=q.num_rows),
         store.write("central/central/cleansing_report/cleansing_report.md", inputs.report_markdown.encode(), role="central", participant_id=CENTRAL_ID, dataset="cleansing_report", fmt="markdown", rows=0),
     ]  # fmt: skip
+    records += _route_quarantine(store, q, "quarantine.parquet")
+    if inputs.consumption_quarantine is not None:
+        cq = inputs.consumption_quarantine
+        records.append(store.write("central/central/quarantine/consumption_quarantine.parquet", encode_parquet(cq), role="central", participant_id=CENTRAL_ID, dataset="quarantine", fmt="parquet", rows=cq.num_rows))
+        records += _route_quarantine(store, cq, "consumption_quarantine.parquet")
+    return records
+
+
+def _route_quarantine(store: RunStore, q: pa.Table, name: str) -> list[FileRecord]:
+    records = []
     for role, column in (("supplier", "route_supplier_id"), ("data_service", "route_data_service_id"), ("ldso", "route_ldso_id")):
         ids = q.column(column)
         for pid in pc.unique(ids.drop_null()).to_pylist():
@@ -109,8 +137,18 @@ def write_quarantine(store: RunStore, inputs: CleansedInputs) -> list[FileRecord
             except UnsafePathError:
                 continue  # an id that cannot be a path stays in the central copy only
             part = q.filter(pc.equal(ids, pid))
-            records.append(store.write(f"{prefix}/quarantine/quarantine.parquet", encode_parquet(part), role=role, participant_id=pid, dataset="quarantine", fmt="parquet", rows=part.num_rows))
+            records.append(store.write(f"{prefix}/quarantine/{name}", encode_parquet(part), role=role, participant_id=pid, dataset="quarantine", fmt="parquet", rows=part.num_rows))
     return records
+
+
+def write_report(store: RunStore, results: list[UnitResult]) -> tuple[list[FileRecord], bytes | None]:
+    """The run's PNG load-model report, from the units' summaries (merged in any order)."""
+    parts = [r.report for r in results if r.report is not None]
+    if not parts:
+        return [], None
+    png = render_png(merge_summaries(parts), title=store.run_id)
+    rec = store.write("central/central/report/load_model.png", png, role="central", participant_id=CENTRAL_ID, dataset="report", fmt="png", rows=0)
+    return [rec], png
 
 
 def run_jobs_serially(jobs: list[UnitJob]) -> list[UnitResult]:

@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mhhs_pipeline.core.calendar import EPOCH_DAY, local_view, utc_settlement_day
+from mhhs_pipeline.core.load.faults import GROUND_TRUTH_SCHEMA, RAW_SCHEMA
 from mhhs_pipeline.core.mpan import check_digits_vec
 from mhhs_pipeline.core.participants import ldso_ids
 from mhhs_pipeline.core.registrations import registrations_on_days
@@ -34,7 +35,21 @@ from mhhs_pipeline.formats.tabular import decode_csv, fixed3
 from mhhs_pipeline.io.paths import UnsafePathError, participant_prefix
 from mhhs_pipeline.io.store import MANIFEST, store_for_run_url
 
-_SCHEMAS = {"consumption": CONSUMPTION_SCHEMA, "registrations": REGISTRATION_SCHEMA}
+_SCHEMAS = {
+    "consumption": CONSUMPTION_SCHEMA,
+    "registrations": REGISTRATION_SCHEMA,
+    # Raw reads keep their defects on purpose (duplicates, off-grid stamps, sentinels): only
+    # schema, row counts and ownership are checked for them, never consumption invariants.
+    "meter_reads_raw": RAW_SCHEMA,
+    "ground_truth": GROUND_TRUTH_SCHEMA,
+}
+# Which roles receive each dataset (each role's slices add up to the central copy).
+_ROLES_OF = {
+    "consumption": ("supplier", "data_service", "ldso"),
+    "registrations": ("supplier", "data_service", "ldso"),
+    "meter_reads_raw": ("data_service",),
+    "ground_truth": ("data_service",),
+}
 _TABULAR = ("parquet", "csv")
 MAX_ERRORS_PER_CHECK = 20
 
@@ -165,6 +180,8 @@ def validate_run(run_url: str) -> ValidationReport:
             if rec["format"] == "parquet" or not _has_parquet_twin(path, listed):
                 totals[(rec["participant_role"], "registrations")] += table.num_rows
                 _check_registration_ownership(report, path, table, rec)
+        elif rec["format"] == "parquet" or not _has_parquet_twin(path, listed):
+            totals[(rec["participant_role"], rec["dataset"])] += table.num_rows
         if rec["format"] == "csv" and _has_parquet_twin(path, listed):
             twin = tables.get(_twin(path))
             if twin is not None and not table.equals(twin):
@@ -175,9 +192,9 @@ def validate_run(run_url: str) -> ValidationReport:
         # by the same encoder, checked by count and checksum.
         if listed[path]["participant_role"] == "central":
             _compare_if021(report, path, data, tables.get(_json_twin(path)))
-    for dataset in ("consumption", "registrations"):
+    for dataset, roles in _ROLES_OF.items():
         central = totals.get(("central", dataset), 0)
-        for role in ("supplier", "data_service", "ldso"):
+        for role in roles:
             if totals.get((role, dataset), 0) != central:
                 report.add(f"{dataset}: {role} slices hold {totals.get((role, dataset), 0)} rows, central holds {central}")
     _check_completeness(report, central_reg, central_counts, window_start, window_end)

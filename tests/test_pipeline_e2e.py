@@ -54,6 +54,16 @@ def test_manifest_follows_the_contract(quickstart_run):
         expected = prefix + "README.txt" if f["dataset"] == "readme" else prefix + f["dataset"] + "/"
         assert f["path"].startswith(expected)
         assert (run_dir / f["path"]).stat().st_size == f["bytes"]
+    by_dataset = {}
+    for f in m["files"]:
+        by_dataset.setdefault(f["dataset"], set()).add(f["participant_role"])
+    assert by_dataset["meter_reads_raw"] == by_dataset["ground_truth"] == {"data_service", "central"}
+    assert by_dataset["dcc_profile_data"] == {"data_service"}
+    assert by_dataset["report"] == {"central"}
+    png = (run_dir / "central/central/report/load_model.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    formats = {f["format"] for f in m["files"]}
+    assert formats >= {"parquet", "csv", "csv_wide", "csv_wide_local", "if021_json", "dcc_xml", "png", "text"}
     central = [f for f in m["files"] if f["participant_role"] == "central" and f["dataset"] == "consumption" and f["format"] == "parquet"]
     t = pa.concat_tables([pq.read_table(run_dir / f["path"]) for f in central])
     assert t.num_rows == sum(f["rows"] for f in central) == m["totals"]["half_hour_values"]

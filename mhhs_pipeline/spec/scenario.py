@@ -186,6 +186,10 @@ class Outputs(_Strict):
     formats: list[FormatName] = Field(default_factory=lambda: ["parquet", "csv"])
     # Compression of the CSV family (csv, csv_wide, csv_wide_local); Parquet is always zstd.
     csv_compression: Literal["none", "gzip", "zstd"] = "none"
+    # Raw meter reads with faults (meter_reads_raw) and their ground_truth, for data services.
+    fault_datasets: bool = True
+    # The PNG load-model report (central/central/report/load_model.png and a Prefect artifact).
+    report: bool = True
 
     @field_validator("formats")
     @classmethod
