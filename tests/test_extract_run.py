@@ -54,3 +54,53 @@ def test_unreadable_extract_fails_fast_without_manifest(tmp_path):
     assert res.returncode == 2
     assert "extract.csv" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "land").exists()
+
+
+def test_run_with_actual_consumption_passes_actuals_through_and_fills_gaps(tmp_path):
+    import datetime as dt
+
+    import pandas as pd
+
+    from mhhs_pipeline.core.load import generate_consumption
+
+    sc = scenario(**{"population.pv_share_of_domestic": 0.0, "population.advanced_share": 0.0, "population.de_energised_share": 0.0, "population.de_energisation_rate_per_year": 0.0, "population.new_connection_share": 0.0})
+    reg = synthesise_registrations(sc, 0, 30)
+    extract = tmp_path / "registrations.csv"
+    reg.to_pandas().to_csv(extract, index=False)
+    # "Actual" data for 5 MPANs: another seed's series, twice as large, with a day missing and a bad row.
+    other = generate_consumption(scenario(seed=99), reg, sc.window.start, sc.window.end).table.to_pandas()
+    cores = sorted(set(other.mpan_core))[:5]
+    act = other[other.mpan_core.isin(cores) & (other.measurement_quantity == "AI")].copy()
+    act["consumption_kwh"] = (act.consumption_kwh * 2).round(3)
+    gap_day = sc.window.start + dt.timedelta(days=3)
+    act = act[(act.period_end_utc - pd.Timedelta(minutes=30)).dt.date != gap_day]
+    rows = pd.DataFrame({"MPAN": act.mpan_core, "Period End UTC": act.period_end_utc.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "kWh": act.consumption_kwh.map("{:.3f}".format), "Quality": "A"})
+    bad = rows.iloc[:1].assign(kWh="-4.000", **{"Period End UTC": gap_day.strftime("%Y-%m-%dT10:00:00Z")})  # negative, on the gap day
+    pd.concat([rows, bad]).to_csv(tmp_path / "actual.csv", index=False)
+    out = tmp_path / "land"
+    res = run_cli(["run", str(QUICKSTART), "--registrations", str(extract), "--consumption", str(tmp_path / "actual.csv"), "--out", str(out), "--run-id", "act", "--workers", "1", "--no-progress"], tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = run_cli(["validate", str(out / "act")], tmp_path)
+    assert res.returncode == 0, res.stdout
+    m = json.loads((out / "act" / "manifest.json").read_text())
+    assert m["cleansing"]["consumption"]["quarantined"] == 1
+    files = [out / "act" / f["path"] for f in m["files"] if f["participant_role"] == "central" and f["dataset"] == "consumption" and f["format"] == "parquet"]
+    import pyarrow as pa
+
+    got = pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()
+    mine = got[got.mpan_core.isin(cores)]
+    actual = mine[mine.provenance == "actual"]
+    assert len(actual) == len(rows)
+    merged = actual.merge(act[["mpan_core", "period_end_utc", "consumption_kwh"]], on=["mpan_core", "period_end_utc"], suffixes=("", "_in"))
+    assert len(merged) == len(rows) and (merged.consumption_kwh == merged.consumption_kwh_in).all()
+    filled = mine[mine.provenance == "manufactured"]
+    assert len(filled) == 5 * 48 and (filled.quality == "E").all() and (filled.estimation_reason == 2).all()
+    assert set((filled.period_end_utc - pd.Timedelta(minutes=30)).dt.date) == {gap_day}
+    # filled at the MPAN's own (doubled) level, not the model's
+    level = filled.consumption_kwh.mean() / actual.consumption_kwh.mean()
+    assert 0.4 < level < 2.5
+    others = got[~got.mpan_core.isin(cores)]
+    assert (others.provenance == "manufactured").all()
+    raw = [f for f in m["files"] if f["dataset"] == "meter_reads_raw" and f["participant_role"] == "central" and f["format"] == "parquet"]
+    raw_t = pa.concat_tables([pq.read_table(out / "act" / f["path"]) for f in raw])
+    assert not set(raw_t.column("mpan_core").to_pylist()) & set(cores)
