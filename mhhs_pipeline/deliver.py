@@ -55,29 +55,37 @@ class UnitContext:
         return dt.datetime.combine(self.last_day + dt.timedelta(days=1), dt.time(1, 0), tzinfo=dt.UTC)
 
 
-def write_tabular(ctx: UnitContext, role: str, pid: str, dataset: str, name: str, table: pa.Table) -> list[FileRecord]:
+def write_tabular(
+    ctx: UnitContext, role: str, pid: str, dataset: str, name: str, table: pa.Table, *, csv_text: bytes | None = None, n_rows: int | None = None
+) -> list[FileRecord]:
+    """Every tabular format of one dataset slice. ``csv_text``: the slice's CSV already cut
+    from the unit's rendering (:class:`~mhhs_pipeline.formats.tabular.RenderedCsv`); then
+    ``table`` is used only by the other formats and ``n_rows`` counts the slice."""
     prefix = participant_prefix(role, pid)
+    n_rows = table.num_rows if n_rows is None else n_rows
     out = []
     codec = ctx.scenario.outputs.csv_compression
     for fmt in ctx.scenario.outputs.formats:
         if fmt not in TABULAR or (fmt in CONSUMPTION_ONLY and dataset != "consumption"):
             continue
         encode, ext = TABULAR[fmt]
-        data = encode(table)
+        data = csv_text if (fmt == "csv" and csv_text is not None) else encode(table)
         if fmt != "parquet":
             data, ext = compress(data, codec), ext + SUFFIX[codec]
         out.append(
             ctx.store.write(
                 f"{prefix}/{dataset}/{name}.{ext}", data,
-                role=role, participant_id=pid, dataset=dataset, fmt=fmt, rows=table.num_rows,
+                role=role, participant_id=pid, dataset=dataset, fmt=fmt, rows=n_rows,
             )
         )  # fmt: skip
     return out
 
 
-def deliver_consumption(ctx: UnitContext, role: str, pid: str, name: str, table: pa.Table, registration_row: np.ndarray) -> list[FileRecord]:
+def deliver_consumption(
+    ctx: UnitContext, role: str, pid: str, name: str, table: pa.Table, registration_row: np.ndarray, *, csv_text: bytes | None = None, n_rows: int | None = None
+) -> list[FileRecord]:
     """Every format of one participant's consumption slice of one unit."""
-    records = write_tabular(ctx, role, pid, "consumption", name, table)
+    records = write_tabular(ctx, role, pid, "consumption", name, table, csv_text=csv_text, n_rows=n_rows)
     formats = ctx.scenario.outputs.formats
     if "if021_json" in formats and role in IF021_ROLES and table.num_rows:
         data, n = _if021(ctx, table, registration_row)

@@ -18,6 +18,7 @@ from mhhs_pipeline.core.load import generate_consumption, generate_load
 from mhhs_pipeline.core.participants import consumption_slices, registration_slices
 from mhhs_pipeline.core.registrations import synthesise_registrations
 from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabular
+from mhhs_pipeline.formats.tabular import RenderedCsv
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.plan import WorkUnit
 from mhhs_pipeline.report import ReportSummary, summarise
@@ -67,11 +68,16 @@ def run_unit(job: UnitJob) -> UnitResult:
         result.report = summarise(table, reg, reg_rows_all)
 
     ctx = UnitContext(scenario, RunStore(job.out_url, job.run_id), reg, unit.first_day, unit.last_day)
+    csv_on = "csv" in scenario.outputs.formats
+    # CSV slices are cut from one rendering; the other formats need the rows themselves.
+    needs_rows = bool(set(scenario.outputs.formats) - {"csv"})
+    rendered = RenderedCsv(table) if csv_on else None
     for sl in consumption_slices(reg, reg_rows_all):
         whole = sl.role == "central"
-        part = table if whole else table.take(sl.rows)
+        part = table if whole or not needs_rows else table.take(sl.rows)
         reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows]
-        result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows)
+        text = (rendered.whole() if whole else rendered.subset(sl.rows)) if rendered else None
+        result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, csv_text=text, n_rows=len(sl.rows))
 
     if out is not None:
         # Raw meter reads (with faults) and their ground truth go to data services and central.
@@ -83,10 +89,13 @@ def run_unit(job: UnitJob) -> UnitResult:
                 keep = pc.invert(pc.is_in(data.column("mpan_core"), actual_mpans))
                 rows = rows[keep.to_numpy(zero_copy_only=False)]
                 data = data.filter(keep)
+            rendered = RenderedCsv(data) if csv_on else None
             for sl in consumption_slices(reg, rows):
                 if sl.role in ("data_service", "central"):
-                    part = data if sl.role == "central" else data.take(sl.rows)
-                    result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part)
+                    whole = sl.role == "central"
+                    part = data if whole or not needs_rows else data.take(sl.rows)
+                    text = (rendered.whole() if whole else rendered.subset(sl.rows)) if rendered else None
+                    result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, csv_text=text, n_rows=len(sl.rows))
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"

@@ -33,17 +33,39 @@ def encode_parquet(table: pa.Table) -> bytes:
 
 
 def fixed3(values: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """Doubles as strings with exactly three decimals (values are non-negative or not)."""
+    """Doubles as strings with exactly three decimals, e.g. 0.5 -> '0.500', -1.25 -> '-1.250'.
+
+    The whole part is Arrow's int->string cast; the '.ddd' tail is written straight into
+    the UTF-8 buffer with numpy (no per-value Python, no padding kernels).
+    """
     v = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
     milli = np.rint(v * 1000.0).astype(np.int64)
+    n = len(milli)
     neg = milli < 0
     a = np.abs(milli)
-    whole = pa.array(a // 1000).cast(pa.string())
-    frac = pc.utf8_lpad(pa.array(a % 1000).cast(pa.string()), 3, "0")
-    text = pc.binary_join_element_wise(whole, frac, ".")
-    if neg.any():
-        text = pc.if_else(pa.array(neg), pc.binary_join_element_wise(pa.scalar("-"), text, ""), text)
-    return text
+    whole = pa.array(np.where(neg, -(a // 1000), a // 1000)).cast(pa.string())
+    frac = a % 1000
+    w_off = np.frombuffer(whole.buffers()[1], dtype=np.int32, count=n + 1)
+    w_len = np.diff(w_off).astype(np.int64)
+    w_data = np.frombuffer(whole.buffers()[2], dtype=np.uint8, count=int(w_off[-1]) - int(w_off[0]), offset=int(w_off[0]))
+    # "-0.250": the whole part of a negative value under 1 is "0"; add the sign ourselves.
+    neg_small = neg & (a < 1000)
+    lens = w_len + 4 + neg_small
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    out = np.empty(int(offsets[-1]), dtype=np.uint8)
+    starts = offsets[:-1] + neg_small
+    out[offsets[:-1][neg_small]] = ord("-")
+    w_pos = np.repeat(starts - (w_off[:-1] - w_off[0]), w_len) + np.arange(len(w_data))
+    out[w_pos] = w_data
+    dot = starts + w_len
+    out[dot] = ord(".")
+    out[dot + 1] = 48 + frac // 100
+    out[dot + 2] = 48 + (frac // 10) % 10
+    out[dot + 3] = 48 + frac % 10
+    if offsets[-1] < 2**31:
+        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(out)])
+    return pa.Array.from_buffers(pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
 def _iso_utc(values: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -72,15 +94,8 @@ def csv_ready(table: pa.Table) -> pa.Table:
 
 
 def encode_csv(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    # pyarrow always quotes header names; the contract's header is plain, so write it here.
-    sink.write((",".join(table.column_names) + "\n").encode())
-    pacsv.write_csv(
-        csv_ready(table),
-        sink,
-        write_options=pacsv.WriteOptions(include_header=False, batch_size=1 << 20, quoting_style="none"),
-    )
-    return sink.getvalue().to_pybytes()
+    # pyarrow always quotes header names; the contract's header is plain, so RenderedCsv writes it.
+    return RenderedCsv(table).whole()
 
 
 def decode_csv(data: bytes, schema: pa.Schema) -> pa.Table:
@@ -103,3 +118,41 @@ def decode_csv(data: bytes, schema: pa.Schema) -> pa.Table:
             col = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
         cols.append(col.cast(f.type))
     return pa.table(cols, schema=schema)
+
+
+class RenderedCsv:
+    """A table rendered to CSV once; any subset of its rows is then cut from the text.
+
+    Every participant's slice of a unit is a subset of the central rows in the same order,
+    and mostly long runs of consecutive rows (one MPAN's days under one registration), so
+    copying byte ranges beats formatting the same values four times.
+    """
+
+    def __init__(self, table: pa.Table):
+        self.header = (",".join(table.column_names) + "\n").encode()
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(
+            csv_ready(table),
+            sink,
+            write_options=pacsv.WriteOptions(include_header=False, batch_size=1 << 14, quoting_style="none"),
+        )
+        self.body = sink.getvalue().to_pybytes()
+        ends = np.flatnonzero(np.frombuffer(self.body, dtype=np.uint8) == 10) + 1
+        if len(ends) != table.num_rows:
+            raise ValueError("a CSV field holds a line break; ids and codes must be validated first")
+        self.starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        self.ends = ends.astype(np.int64)
+
+    def whole(self) -> bytes:
+        return self.header + self.body
+
+    def subset(self, rows: np.ndarray) -> bytes:
+        """The CSV of ``rows`` (ascending row indices), header included."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return self.header
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        first = rows[np.r_[0, breaks]]
+        last = rows[np.r_[breaks - 1, len(rows) - 1]]
+        body = memoryview(self.body)
+        return self.header + b"".join(body[s:e] for s, e in zip(self.starts[first], self.ends[last], strict=True))
