@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -47,6 +48,14 @@ class UnitContext:
     registrations: pa.Table
     first_day: dt.date
     last_day: dt.date
+
+    @cached_property
+    def mpan_statics(self) -> pa.Table:
+        return _mpan_statics(self.registrations)
+
+    @cached_property
+    def data_service_ids(self) -> np.ndarray:
+        return np.asarray(self.registrations.column("data_service_id").to_numpy(zero_copy_only=False)).astype(str)
 
     @property
     def sender_timestamp_utc(self) -> dt.datetime:
@@ -100,19 +109,22 @@ def deliver_consumption(
     return records
 
 
-def _if021(ctx: UnitContext, table: pa.Table, registration_row: np.ndarray) -> tuple[bytes, int]:
-    """IF-021 messages; rows are grouped by the data service in force, which issues them."""
-    reg = ctx.registrations
-    ds = np.asarray(reg.column("data_service_id").to_numpy(zero_copy_only=False)).astype(str)[registration_row]
+def _mpan_statics(reg: pa.Table) -> pa.Table:
+    """Per MPAN: distributor, GSP group, connection type (+ since when), segment."""
     first_from = reg.group_by("mpan_core").aggregate([("effective_from", "min")])
     latest = reg.select(["mpan_core", "distributor_id", "gsp_group", "connection_type", "market_segment"])
     latest = latest.group_by("mpan_core", use_threads=False).aggregate(
         [(c, "last") for c in ("distributor_id", "gsp_group", "connection_type", "market_segment")]
     )
     latest = latest.rename_columns([c.removesuffix("_last") for c in latest.column_names])
-    statics = latest.join(first_from, "mpan_core").rename_columns(
-        [c if c != "effective_from_min" else "connection_type_effective_from" for c in latest.join(first_from, "mpan_core").column_names]
-    )
+    joined = latest.join(first_from, "mpan_core")
+    return joined.rename_columns([c if c != "effective_from_min" else "connection_type_effective_from" for c in joined.column_names])
+
+
+def _if021(ctx: UnitContext, table: pa.Table, registration_row: np.ndarray) -> tuple[bytes, int]:
+    """IF-021 messages; rows are grouped by the data service in force, which issues them."""
+    ds = ctx.data_service_ids[registration_row]
+    statics = ctx.mpan_statics
     parts, total = [], 0
     for service in np.unique(ds):
         rows = np.flatnonzero(ds == service)

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import dask
 from dask.distributed import Client, LocalCluster, as_completed
 from tqdm import tqdm
 
@@ -41,13 +42,18 @@ def run_on_dask(
         cluster = None
     else:
         n = workers or default_workers()
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=40,
-        )
+        # Dask gives worker processes MALLOC_TRIM_THRESHOLD_=65536, which disables glibc's
+        # adaptive mmap threshold: every large numpy array is then mapped and page-faulted
+        # afresh. Our units allocate many large arrays; measured on 2 cores, dropping it made
+        # generation ~3x faster and 2-worker efficiency 70 % -> 91 % (peak RSS +35 %).
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,
+            )
         client = Client(cluster, set_as_default=False)
     try:
         futures = client.map(fn, jobs, pure=False, retries=retries)

@@ -27,7 +27,8 @@ def encode_parquet(table: pa.Table) -> bytes:
         compression_level=1,
         use_dictionary=True,
         row_group_size=PARQUET_ROW_GROUP_ROWS,
-        write_statistics=True,
+        # Statistics where readers prune (by MPAN and time); elsewhere they cost without use.
+        write_statistics=[c for c in ("mpan_core", "period_end_utc", "settlement_date", "effective_from") if c in table.column_names] or False,
     )
     return sink.getvalue().to_pybytes()
 

@@ -52,14 +52,17 @@ class RunStore:
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         # Local folders need parent directories; object stores have none.
         self._local = "file" in protocols or "local" in protocols
+        self._made: set[str] = set()  # directories already created (makedirs costs a syscall walk)
 
     def _abs(self, rel: str) -> str:
         return posixpath.join(self.root, join(rel))
 
     def write(self, rel: str, data: bytes, *, role: str, participant_id: str, dataset: str, fmt: str, rows: int) -> FileRecord:
         path = self._abs(rel)
-        if self._local:
-            self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        parent = posixpath.dirname(path)
+        if self._local and parent not in self._made:
+            self.fs.makedirs(parent, exist_ok=True)
+            self._made.add(parent)
         self.fs.pipe_file(path, data)
         return FileRecord(rel, role, participant_id, dataset, fmt, rows, len(data), hashlib.sha256(data).hexdigest())
 
