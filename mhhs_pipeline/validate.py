@@ -144,6 +144,8 @@ def validate_run(run_url: str) -> ValidationReport:
             n = data.count(b"<ra:LogEntry>")
             if n != rec["rows"]:
                 report.add(f"{path}: {n} DCC log entries, manifest says {rec['rows']}")
+        if rec["dataset"] == "quarantine" and rec["format"] == "parquet":
+            _check_quarantine(report, path, data, rec)
         if rec["dataset"] in _SCHEMAS and rec["format"] in _TABULAR:
             try:
                 table = _decode(data, rec["format"], rec["dataset"], path)
@@ -162,6 +164,13 @@ def validate_run(run_url: str) -> ValidationReport:
     central_reg = _central_registrations(listed, tables)
     if central_reg is None:
         report.add("no central registrations file: cannot check participant ownership or completeness")
+        return report
+    if manifest.get("generator", {}).get("command") == "cleanse":
+        # A cleansing run lands registrations, quarantine and a report: no consumption.
+        cleansing = manifest.get("cleansing", {})
+        q_rows = sum(f["rows"] for f in manifest["files"] if f["dataset"] == "quarantine" and f["participant_role"] == "central")
+        if cleansing and (cleansing.get("clean") != central_reg.num_rows or cleansing.get("quarantined") != q_rows):
+            report.add(f"cleansing counts in the manifest ({cleansing.get('clean')} clean, {cleansing.get('quarantined')} quarantined) differ from the files ({central_reg.num_rows}, {q_rows})")
         return report
 
     totals: dict[tuple[str, str], int] = defaultdict(int)
@@ -207,6 +216,31 @@ def _check_wide(report: ValidationReport, path: str, data: bytes, rec: dict) -> 
     n = sum(table.num_rows - table.column(c).null_count for c in table.column_names if c.endswith("_kwh"))
     if n != rec["rows"]:
         report.add(f"{path}: {n} values in the wide CSV, manifest says {rec['rows']}")
+
+
+_ROUTE_COLUMN = {"supplier": "route_supplier_id", "data_service": "route_data_service_id", "ldso": "route_ldso_id"}
+
+
+def _check_quarantine(report: ValidationReport, path: str, data: bytes, rec: dict) -> None:
+    """One row per rejected record, each with its reason codes, and only the participant's own."""
+    try:
+        t = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        report.add(f"{path}: cannot be read as parquet: {exc}")
+        return
+    if t.num_rows != rec["rows"]:
+        report.add(f"{path}: {t.num_rows} rows, manifest says {rec['rows']}")
+    for col in ("record", "reason_code", "reason"):
+        if col not in t.column_names:
+            report.add(f"{path}: quarantine lacks column {col}")
+            return
+    if t.column("reason_code").null_count or (t.num_rows and pc.min(pc.utf8_length(t.column("reason_code"))).as_py() == 0):
+        report.add(f"{path}: quarantine rows without a reason code")
+    route = _ROUTE_COLUMN.get(rec["participant_role"])
+    if route and route in t.column_names and t.num_rows:
+        foreign = pc.sum(pc.not_equal(t.column(route), rec["participant_id"]).cast(pa.int64())).as_py() or 0
+        if foreign:
+            report.add(f"{path}: {foreign} quarantine row(s) of another {rec['participant_role']}")
 
 
 def _json_twin(path: str) -> str:

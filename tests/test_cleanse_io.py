@@ -286,3 +286,26 @@ def test_fsspec_urls_in_and_out():
         assert hashlib.sha256(data).hexdigest() == f["sha256"]
     assert manifest["cleansing"]["quarantined"] == 1
     fs.rm("/cleanse-test", recursive=True)
+
+
+def test_validate_accepts_a_cleanse_run_and_rejects_a_damaged_quarantine(tmp_path, capsys):
+    from mhhs_pipeline.formats.tabular import encode_parquet
+    from mhhs_pipeline.validate import validate_run
+
+    rows = [BASE, {**BASE, "mpan_core": B}, {**BASE, "mpan_core": mpan("120000000009"), "supplier_id": "../../x"}]
+    src = tmp_path / "extract.csv"
+    src.write_text(csv_text(rows))
+    code, run = run_cleanse(tmp_path, src)
+    assert code == 0
+    report = validate_run(str(run))
+    assert report.ok, report.render()
+    manifest = json.loads((run / "manifest.json").read_text())
+    rec = next(f for f in manifest["files"] if f["dataset"] == "quarantine")
+    q = pq.read_table(run / rec["path"])
+    damaged = q.set_column(q.column_names.index("reason_code"), "reason_code", pa.array([""] * q.num_rows))
+    data = encode_parquet(damaged)
+    (run / rec["path"]).write_bytes(data)
+    rec["bytes"], rec["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    report = validate_run(str(run))
+    assert not report.ok and any("without a reason code" in e for e in report.errors)

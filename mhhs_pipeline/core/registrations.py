@@ -150,6 +150,11 @@ def synthesise_registrations(scenario: Scenario, site_start: int, site_stop: int
             pop.non_domestic_median_kwh * nd_factor * np.exp(pop.non_domestic_sigma * zk),
         ),
     )
+    # A connection type bounds what a site can draw in a year (whole current ~100 A three
+    # phase, then LV / HV / EHV CT): cap the lognormal tail at half of the bound cleansing
+    # enforces on extracts (ANNUAL_KWH_ABSURD), so synthetic sites never look absurd.
+    cap = np.select([connection == "W", connection == "L", connection == "H"], [5e5, 1e7, 1e8], 2.5e9)
+    annual = np.minimum(annual, cap)
     annual = np.round(np.clip(annual, 50.0, 5e8), 0)
 
     dcc_u = u("reg.dcc")
