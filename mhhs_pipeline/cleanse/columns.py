@@ -77,12 +77,28 @@ def map_header(names: list[str]) -> tuple[dict[int, str], dict[int, str], list[s
     human sentences: two headers naming the same column, a required column missing, or
     a header repeated (a reader cannot tell which is meant).
     """
+    canonical, other, problems, seen = map_columns(names, canonical_name)
+    missing = [c for c in REQUIRED_COLUMNS if c not in seen]
+    if missing:
+        aliases = {c: sorted(a for a, t in ALIASES.items() if t == c) for c in missing}
+        hint = "; ".join(f"{c}" + (f" (or {', '.join(aliases[c])})" if aliases[c] else "") for c in missing)
+        problems.append(f"required column(s) missing: {hint}; add them to the header row")
+    return canonical, other, problems
+
+
+def map_columns(names: list[str], column_of) -> tuple[dict[int, str], dict[int, str], list[str], dict[str, str]]:
+    """Map header positions with ``column_of`` (header -> canonical column or None).
+
+    Returns (canonical by position, other columns by position, problems, the header
+    that named each canonical column). Problems: two headers naming the same column,
+    or a header repeated among the other columns. Required columns are the caller's.
+    """
     canonical: dict[int, str] = {}
     other: dict[int, str] = {}
     problems: list[str] = []
     seen: dict[str, str] = {}
     for i, raw in enumerate(names):
-        name = canonical_name(raw)
+        name = column_of(raw)
         if name is None:
             key = fold_header(raw) or f"column_{i + 1}"
             if key in other.values():
@@ -96,9 +112,4 @@ def map_header(names: list[str]) -> tuple[dict[int, str], dict[int, str], list[s
             continue
         seen[name] = raw
         canonical[i] = name
-    missing = [c for c in REQUIRED_COLUMNS if c not in seen]
-    if missing:
-        aliases = {c: sorted(a for a, t in ALIASES.items() if t == c) for c in missing}
-        hint = "; ".join(f"{c}" + (f" (or {', '.join(aliases[c])})" if aliases[c] else "") for c in missing)
-        problems.append(f"required column(s) missing: {hint}; add them to the header row")
-    return canonical, other, problems
+    return canonical, other, problems, seen

@@ -49,14 +49,14 @@ from mhhs_pipeline.cleanse.consumption_time import (
     parse_period_end,
 )
 from mhhs_pipeline.cleanse.groups import CLEAN, MERGED, QUARANTINED
-from mhhs_pipeline.cleanse.quarantine import _other_fields
+from mhhs_pipeline.cleanse.quarantine import quarantine_schema, quarantine_table
 from mhhs_pipeline.cleanse.reasons import (
     CONSUMPTION_CHECKS,
     CONSUMPTION_REASON_CODES,
     CONSUMPTION_REPAIR_CODES,
 )
-from mhhs_pipeline.cleanse.report import UNIDENTIFIED, safe_text
-from mhhs_pipeline.cleanse.rules import _NUMBER, RepairLog, _Chunk, _date, _mpan
+from mhhs_pipeline.cleanse.report import count_bucket, safe_text
+from mhhs_pipeline.cleanse.rules import NUMBER_PATTERN, Chunk, RepairLog, date_field, mpan_field
 from mhhs_pipeline.core import market
 from mhhs_pipeline.core.calendar import local_view
 from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA
@@ -116,18 +116,7 @@ for _f in ("period_end_utc", "settlement_date", "settlement_period"):
 for _c in ("OFF_HALF_HOUR", "WRONG_PERIOD_COUNT", "TIME_VIEWS_DISAGREE"):
     _TIME_FAULTS |= CONSUMPTION_CHECKS.bit(_c)
 
-CONSUMPTION_QUARANTINE_SCHEMA = pa.schema(
-    [
-        pa.field("record", pa.int64(), nullable=False),
-        *[pa.field(c, pa.string()) for c in CONSUMPTION_COLUMNS],
-        pa.field("other_fields", pa.string()),
-        pa.field("reason_code", pa.string(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("route_supplier_id", pa.string()),
-        pa.field("route_data_service_id", pa.string()),
-        pa.field("route_ldso_id", pa.string()),
-    ]
-)
+CONSUMPTION_QUARANTINE_SCHEMA = quarantine_schema(CONSUMPTION_COLUMNS)
 
 
 def _np(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -155,7 +144,7 @@ def normalise_consumption(chunk: pa.Table, registry: RegistrationIndex | pa.Tabl
     registrations (or a prebuilt ``RegistrationIndex``: build it once for many chunks)."""
     if not isinstance(registry, RegistrationIndex):
         registry = RegistrationIndex.build(registry)
-    c = _Chunk(chunk, log if log is not None else RepairLog())
+    c = Chunk(chunk, log if log is not None else RepairLog())
     n = c.n
     reasons = np.zeros(n, dtype=np.uint64)
 
@@ -163,7 +152,7 @@ def normalise_consumption(chunk: pa.Table, registry: RegistrationIndex | pa.Tabl
         reasons[mask] |= CONSUMPTION_CHECKS.bit(code, fld)
 
     # MPAN: digits never change; separators and spaces are the only repairs.
-    core, mpan_empty, _, mpan_ok = _mpan(c, "mpan_core")
+    core, mpan_empty, _, mpan_ok = mpan_field(c, "mpan_core")
     flag(mpan_empty, "MISSING_VALUE", "mpan_core")
     flag(~mpan_empty & ~mpan_ok, "BAD_MPAN")
     mpan = mpan_ints(core, mpan_ok)
@@ -182,7 +171,7 @@ def normalise_consumption(chunk: pa.Table, registry: RegistrationIndex | pa.Tabl
 
     # Value.
     kwh_text, kwh_empty = c.text("consumption_kwh")
-    numeric = _np(pc.match_substring_regex(kwh_text, _NUMBER))
+    numeric = _np(pc.match_substring_regex(kwh_text, NUMBER_PATTERN))
     raw_kwh = pc.cast(pc.if_else(pa.array(numeric), kwh_text, "0"), pa.float64()).to_numpy(zero_copy_only=False)
     kwh_ok = numeric & np.isfinite(raw_kwh)
     flag(kwh_empty, "MISSING_VALUE", "consumption_kwh")
@@ -256,7 +245,7 @@ def normalise_consumption(chunk: pa.Table, registry: RegistrationIndex | pa.Tabl
     return pa.table(cols)
 
 
-def _half_hour(c: _Chunk, flag, reasons: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _half_hour(c: Chunk, flag, reasons: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(UTC period end in microseconds, usable as a key; an instant, known) of every
     record; flags the time rules. The instant is the UTC text's when readable, else the
     local view's, even off the grid: it names the UTC day for the registration rules."""
@@ -265,7 +254,7 @@ def _half_hour(c: _Chunk, flag, reasons: np.ndarray) -> tuple[np.ndarray, np.nda
     flag(~ts_empty & ~parsed.ok, "BAD_TIMESTAMP", "period_end_utc")
     flag(parsed.ok & ~parsed.on_grid, "OFF_HALF_HOUR")
 
-    date, date_empty, date_bad = _date(c, "settlement_date")
+    date, date_empty, date_bad = date_field(c, "settlement_date")
     sp_text, sp_empty = c.text("settlement_period")
     sp_val, sp_fmt = _small_ints(sp_text)
     sp_ok = sp_fmt & (sp_val >= 1) & (sp_val <= 50)
@@ -331,24 +320,7 @@ class ConsumptionStats:
             raise ReconciliationError(f"consumption cleansing lost or invented records: {self.reconciliation_line()}")
 
     def add_bucket(self, routes: pa.Table, status: np.ndarray, masks: np.ndarray) -> None:
-        self.rows_in += len(status)
-        names = {CLEAN: "clean", QUARANTINED: "quarantined", MERGED: "merged"}
-        for st, name in names.items():
-            setattr(self, name, getattr(self, name) + int(np.count_nonzero(status == st)))
-        q = status == QUARANTINED
-        self.reasons.update(CONSUMPTION_CHECKS.code_counts(masks[q]))
-        for role, column in (("supplier", "route_supplier_id"), ("data_service", "route_data_service_id"), ("ldso", "route_ldso_id")):
-            ids = np.asarray(pc.fill_null(routes.column(column), UNIDENTIFIED).to_numpy(zero_copy_only=False)).astype(str)
-            for st, name in names.items():
-                uniq, counts = np.unique(ids[status == st], return_counts=True)
-                self.participants.update({(role, i, name): int(k) for i, k in zip(uniq, counts, strict=True)})
-            if q.any():
-                combo = np.char.add(np.char.add(ids[q], "\x1f"), masks[q].astype(str))
-                uniq, counts = np.unique(combo, return_counts=True)
-                for key, k in zip(uniq.tolist(), counts, strict=True):
-                    pid, mask = key.split("\x1f")
-                    for code in CONSUMPTION_CHECKS.codes_of(int(mask)):
-                        self.participant_reasons[(role, pid, code)] += int(k)
+        count_bucket(self, routes, status, masks, CONSUMPTION_CHECKS.code_counts, CONSUMPTION_CHECKS.codes_of)
 
     def merge(self, other: ConsumptionStats) -> None:
         for name in ("rows_in", "clean", "quarantined", "merged"):
@@ -450,17 +422,7 @@ def _canonical(t: pa.Table) -> pa.Table:
 
 def _quarantine(t: pa.Table, masks: np.ndarray) -> pa.Table:
     codes, texts = CONSUMPTION_CHECKS.describe_many(masks)
-    cols = {
-        "record": t.column("record"),
-        **{c: t.column(f"raw_{c}") for c in CONSUMPTION_COLUMNS},
-        "other_fields": _other_fields(t),
-        "reason_code": pa.array(codes, pa.string()),
-        "reason": pa.array(texts, pa.string()),
-        "route_supplier_id": t.column("route_supplier_id"),
-        "route_data_service_id": t.column("route_data_service_id"),
-        "route_ldso_id": t.column("route_ldso_id"),
-    }
-    return pa.table(cols).cast(CONSUMPTION_QUARANTINE_SCHEMA)
+    return quarantine_table(t, CONSUMPTION_COLUMNS, codes, texts, CONSUMPTION_QUARANTINE_SCHEMA)
 
 
 def cleanse_consumption_records(chunk: pa.Table, registrations: RegistrationIndex | pa.Table, log: RepairLog | None = None) -> ConsumptionResult:

@@ -10,7 +10,7 @@ that match nothing go to the quarantine's ``other_fields`` only.
 
 from __future__ import annotations
 
-from mhhs_pipeline.cleanse.columns import fold_header
+from mhhs_pipeline.cleanse.columns import fold_header, map_columns
 
 CONSUMPTION_COLUMNS: tuple[str, ...] = (
     "mpan_core",
@@ -70,23 +70,7 @@ def map_consumption_header(names: list[str]) -> tuple[dict[int, str], dict[int, 
     Required: ``mpan_core``, ``consumption_kwh`` and a half hour (``period_end_utc``, or
     ``settlement_date`` with ``settlement_period``).
     """
-    canonical: dict[int, str] = {}
-    other: dict[int, str] = {}
-    problems: list[str] = []
-    seen: dict[str, str] = {}
-    for i, raw in enumerate(names):
-        name = consumption_column(raw)
-        if name is None:
-            key = fold_header(raw) or f"column_{i + 1}"
-            if key in other.values():
-                problems.append(f"header {raw!r} (column {i + 1}) is repeated: give each column a distinct name")
-            other[i] = key
-            continue
-        if name in seen:
-            problems.append(f"headers {seen[name]!r} and {raw!r} (column {i + 1}) both mean {name}: remove or rename one")
-            continue
-        seen[name] = raw
-        canonical[i] = name
+    canonical, other, problems, seen = map_columns(names, consumption_column)
 
     def hint(column: str) -> str:
         aliases = sorted(a for a, t in CONSUMPTION_ALIASES.items() if t == column)

@@ -21,26 +21,39 @@ from mhhs_pipeline.cleanse.columns import INPUT_COLUMNS
 from mhhs_pipeline.cleanse.reasons import describe_many
 from mhhs_pipeline.cleanse.rules import OTHER_PREFIX
 
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        pa.field("record", pa.int64(), nullable=False),
-        *[pa.field(c, pa.string()) for c in INPUT_COLUMNS],
-        pa.field("other_fields", pa.string()),
-        pa.field("reason_code", pa.string(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("route_supplier_id", pa.string()),
-        pa.field("route_data_service_id", pa.string()),
-        pa.field("route_ldso_id", pa.string()),
-    ]
-)
+
+def quarantine_schema(columns: tuple[str, ...]) -> pa.Schema:
+    """The quarantine schema for an extract whose input columns are ``columns``."""
+    return pa.schema(
+        [
+            pa.field("record", pa.int64(), nullable=False),
+            *[pa.field(c, pa.string()) for c in columns],
+            pa.field("other_fields", pa.string()),
+            pa.field("reason_code", pa.string(), nullable=False),
+            pa.field("reason", pa.string(), nullable=False),
+            pa.field("route_supplier_id", pa.string()),
+            pa.field("route_data_service_id", pa.string()),
+            pa.field("route_ldso_id", pa.string()),
+        ]
+    )
+
+
+QUARANTINE_SCHEMA = quarantine_schema(INPUT_COLUMNS)
 
 
 def quarantine_rows(records: pa.Table, reasons: np.ndarray) -> pa.Table:
     """Quarantine rows for normalised records (``rules.normalise`` output) and their masks."""
     codes, texts = describe_many(reasons)
+    return quarantine_table(records, INPUT_COLUMNS, codes, texts, QUARANTINE_SCHEMA)
+
+
+def quarantine_table(records: pa.Table, columns: tuple[str, ...], codes, texts, schema: pa.Schema) -> pa.Table:
+    """Quarantine rows in ``schema``: ``record``, the original text of ``columns`` (the
+    ``raw_<column>`` fields of normalised records), ``other_fields``, the reason code and
+    text, and the ``route_*`` columns."""
     cols = {
         "record": records.column("record"),
-        **{c: records.column(f"raw_{c}") for c in INPUT_COLUMNS},
+        **{c: records.column(f"raw_{c}") for c in columns},
         "other_fields": _other_fields(records),
         "reason_code": pa.array(codes, pa.string()),
         "reason": pa.array(texts, pa.string()),
@@ -48,7 +61,7 @@ def quarantine_rows(records: pa.Table, reasons: np.ndarray) -> pa.Table:
         "route_data_service_id": records.column("route_data_service_id"),
         "route_ldso_id": records.column("route_ldso_id"),
     }
-    return pa.table(cols).cast(QUARANTINE_SCHEMA)
+    return pa.table(cols).cast(schema)
 
 
 def _other_fields(records: pa.Table) -> pa.Array:

@@ -56,27 +56,9 @@ class CleanseStats:
 
     def add_bucket(self, routes: pa.Table, status: np.ndarray, reasons: np.ndarray, fills: dict[str, int], manufactured_rows: int) -> None:
         """Count one resolved bucket. ``routes`` has the route_* columns of every record."""
-        self.rows_in += len(status)
-        names = {CLEAN: "clean", QUARANTINED: "quarantined", MERGED: "merged"}
-        for st, name in names.items():
-            setattr(self, name, getattr(self, name) + int(np.count_nonzero(status == st)))
-        q = status == QUARANTINED
-        self.reasons.update(code_counts(reasons[q]))
+        count_bucket(self, routes, status, reasons, code_counts, codes_of)
         self.manufactured_fields.update(fills)
         self.manufactured_rows += manufactured_rows
-        for role, column in _ROLES:
-            ids = np.asarray(pc.fill_null(routes.column(column), UNIDENTIFIED).to_numpy(zero_copy_only=False)).astype(str)
-            for st, name in names.items():
-                uniq, counts = np.unique(ids[status == st], return_counts=True)
-                self.participants.update({(role, i, name): int(c) for i, c in zip(uniq, counts, strict=True)})
-            if not q.any():
-                continue
-            combo = np.char.add(np.char.add(ids[q], "\x1f"), reasons[q].astype(str))
-            uniq, counts = np.unique(combo, return_counts=True)
-            for key, c in zip(uniq.tolist(), counts, strict=True):
-                pid, mask = key.split("\x1f")
-                for code in codes_of(int(mask)):
-                    self.participant_reasons[(role, pid, code)] += int(c)
 
     def merge(self, other: CleanseStats) -> None:
         for name in ("rows_in", "clean", "quarantined", "merged", "manufactured_rows"):
@@ -95,6 +77,32 @@ class CleanseStats:
             "manufactured_rows": self.manufactured_rows,
             "reasons": dict(sorted(self.reasons.items())),
         }
+
+
+def count_bucket(stats, routes: pa.Table, status: np.ndarray, masks: np.ndarray, code_counts, codes_of) -> None:
+    """Add one resolved bucket to ``stats`` (``CleanseStats`` or ``ConsumptionStats``):
+    rows in, records by status, quarantined records by reason, and both by participant.
+    ``routes`` has the route_* columns of every record; ``code_counts`` and ``codes_of``
+    read the reason masks."""
+    stats.rows_in += len(status)
+    names = {CLEAN: "clean", QUARANTINED: "quarantined", MERGED: "merged"}
+    for st, name in names.items():
+        setattr(stats, name, getattr(stats, name) + int(np.count_nonzero(status == st)))
+    q = status == QUARANTINED
+    stats.reasons.update(code_counts(masks[q]))
+    for role, column in _ROLES:
+        ids = np.asarray(pc.fill_null(routes.column(column), UNIDENTIFIED).to_numpy(zero_copy_only=False)).astype(str)
+        for st, name in names.items():
+            uniq, counts = np.unique(ids[status == st], return_counts=True)
+            stats.participants.update({(role, i, name): int(c) for i, c in zip(uniq, counts, strict=True)})
+        if not q.any():
+            continue
+        combo = np.char.add(np.char.add(ids[q], "\x1f"), masks[q].astype(str))
+        uniq, counts = np.unique(combo, return_counts=True)
+        for key, c in zip(uniq.tolist(), counts, strict=True):
+            pid, mask = key.split("\x1f")
+            for code in codes_of(int(mask)):
+                stats.participant_reasons[(role, pid, code)] += int(c)
 
 
 def safe_text(value: str, limit: int = 40) -> str:

@@ -38,7 +38,7 @@ OTHER_PREFIX = "other:"  # input columns that are not ours travel as "other:<fol
 
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
-_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+NUMBER_PATTERN = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _UNSAFE = r"^[=+\-@]|[\x00-\x1f\x7f]"
 _STRING_NORM = (
     "mpan_core", "supplier_id", "data_service_id", "metering_service_id", "distributor_id", "gsp_group",
@@ -86,7 +86,7 @@ def _null_where(values: pa.Array, keep: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(keep), values, pa.scalar(None, values.type))
 
 
-class _Chunk:
+class Chunk:
     """One chunk being normalised: shared state for the per-field rules below."""
 
     def __init__(self, chunk: pa.Table, log: RepairLog):
@@ -122,7 +122,7 @@ class _Chunk:
         return out
 
 
-def _mpan(c: _Chunk, name: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+def mpan_field(c: Chunk, name: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
     """(core text without separators, empty, 13-digit mask, check-digit-ok mask)."""
     text, empty = c.text(name)
     core = pc.replace_substring_regex(text, r"[ \-]", "")
@@ -134,7 +134,7 @@ def _mpan(c: _Chunk, name: str) -> tuple[pa.Array, np.ndarray, np.ndarray, np.nd
     return core, empty, is13, ok
 
 
-def _date(c: _Chunk, name: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+def date_field(c: Chunk, name: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """(date32 or null, empty, bad) for one date column; YYYYMMDD etc. become ISO."""
     text, empty = c.text(name)
     iso = _np(pc.match_substring_regex(text, r"^\d{4}-\d{2}-\d{2}$"))
@@ -162,7 +162,7 @@ def _date(c: _Chunk, name: str) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     return _null_where(pc.cast(parsed, pa.date32()), good), empty, ~empty & ~good
 
 
-def _code(c: _Chunk, name: str, allowed: tuple[str, ...], code: str) -> None:
+def _code(c: Chunk, name: str, allowed: tuple[str, ...], code: str) -> None:
     text, empty = c.text(name)
     upper = c.case(name, text, empty)
     valid = _np(pc.is_in(upper, pa.array(allowed)))
@@ -170,7 +170,7 @@ def _code(c: _Chunk, name: str, allowed: tuple[str, ...], code: str) -> None:
     c.norm[name] = _null_where(upper, valid)
 
 
-def _mpid(c: _Chunk, name: str, code: str) -> None:
+def _mpid(c: Chunk, name: str, code: str) -> None:
     text, empty = c.text(name)
     upper = c.case(name, text, empty)
     valid = _np(pc.match_substring_regex(upper, r"^[A-Z0-9]{4}$"))
@@ -181,16 +181,16 @@ def _mpid(c: _Chunk, name: str, code: str) -> None:
 
 def normalise(chunk: pa.Table, log: RepairLog | None = None) -> pa.Table:
     """Normalise and check one chunk (text columns + ``record``); see the module docstring."""
-    c = _Chunk(chunk, log if log is not None else RepairLog())
+    c = Chunk(chunk, log if log is not None else RepairLog())
 
-    core, empty, is13, ok = _mpan(c, "mpan_core")
+    core, empty, is13, ok = mpan_field(c, "mpan_core")
     c.flag(empty, "MISSING_FIELD", "mpan_core")
     c.flag(~empty & ~is13, "MPAN_FORMAT")
     c.flag(is13 & ~ok, "MPAN_CHECK_DIGIT")
     c.norm["mpan_core"] = _null_where(core, ok)
 
-    frm, from_empty, from_bad = _date(c, "effective_from")
-    to, _, to_bad = _date(c, "effective_to")
+    frm, from_empty, from_bad = date_field(c, "effective_from")
+    to, _, to_bad = date_field(c, "effective_to")
     c.flag(from_empty, "MISSING_FIELD", "effective_from")
     c.flag(from_bad, "BAD_DATE", "effective_from")
     c.flag(to_bad, "BAD_DATE", "effective_to")
@@ -251,7 +251,7 @@ def normalise(chunk: pa.Table, log: RepairLog | None = None) -> pa.Table:
     c.norm["domestic_premise"] = _null_where(pa.array(is_true), is_true | is_false)
 
     kwh_text, kwh_empty = c.text("annual_consumption_kwh")
-    numeric = _np(pc.match_substring_regex(kwh_text, _NUMBER))
+    numeric = _np(pc.match_substring_regex(kwh_text, NUMBER_PATTERN))
     c.flag(~kwh_empty & ~numeric & _np(pc.match_substring_regex(kwh_text, _UNSAFE)), "UNSAFE_VALUE")
     kwh = pc.cast(pc.if_else(pa.array(numeric), kwh_text, "0"), pa.float64()).to_numpy()
     ct = c.norm["connection_type"]
@@ -263,14 +263,14 @@ def normalise(chunk: pa.Table, log: RepairLog | None = None) -> pa.Table:
     c.flag(numeric & ~(kwh <= bound) & ~(kwh < 0), "ANNUAL_KWH_ABSURD")  # ~(<=) also catches inf/nan
     c.norm["annual_consumption_kwh"] = _null_where(pa.array(kwh), numeric & (kwh >= 0) & (kwh <= bound))
 
-    link, link_empty, _, link_ok = _mpan(c, "linked_import_mpan")
+    link, link_empty, _, link_ok = mpan_field(c, "linked_import_mpan")
     c.flag(~link_empty & ~link_ok, "BAD_LINKED_MPAN")
     c.norm["linked_import_mpan"] = _null_where(link, link_ok)
 
     return _assemble(c, ok)
 
 
-def _assemble(c: _Chunk, mpan_ok: np.ndarray) -> pa.Table:
+def _assemble(c: Chunk, mpan_ok: np.ndarray) -> pa.Table:
     # Routing ids for the quarantine split: valid MPIDs only; the LDSO follows the MPAN prefix
     # when the MPAN is good (the design's rule), else a known distributor id as given.
     prefix = pc.utf8_slice_codeunits(c.norm["mpan_core"], 0, 2)

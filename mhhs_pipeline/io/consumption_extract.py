@@ -14,14 +14,11 @@ so every record of an MPAN meets in one bucket; each bucket is resolved alone
 
 from __future__ import annotations
 
-import codecs
 import math
 import os
-import posixpath
 import tempfile
 from dataclasses import dataclass
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -39,16 +36,13 @@ from mhhs_pipeline.cleanse.groups import bucket_of
 from mhhs_pipeline.cleanse.rules import RepairLog
 from mhhs_pipeline.core.schema import CONSUMPTION_KEY, CONSUMPTION_SCHEMA
 from mhhs_pipeline.io.extract import (
-    _DELIMITERS,
-    _PARQUET_OUT,
-    HEAD_BYTES,
     MAX_BUCKETS,
+    PARQUET_OUT,
+    BucketSpill,
     Extract,
     ExtractError,
-    _BucketSpill,
-    _csv_header,
-    _sha256,
-    _sniff_kind,
+    file_sha256,
+    open_extract,
 )
 
 __all__ = [
@@ -68,56 +62,7 @@ _HEADER_HINT = "mpan_core, period_end_utc (or settlement_date, settlement_period
 def open_consumption_extract(url: str) -> Extract:
     """Open and check a consumption extract; ExtractError (or FileNotFoundError) when it
     cannot be read as a whole. Record-level faults are left to the cleansing rules."""
-    try:
-        fs, path = fsspec.core.url_to_fs(url)
-        if not fs.exists(path) or fs.isdir(path):
-            raise FileNotFoundError(url)
-        size = fs.size(path)
-        with fs.open(path, "rb") as f:
-            head = f.read(HEAD_BYTES)
-            tail = b""
-            if size >= 4:
-                f.seek(size - 4)
-                tail = f.read(4)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ExtractError(f"{url}: cannot be read ({exc}); check the URL and credentials") from None
-    name = posixpath.basename(path) or path
-    if size == 0 or not head.strip(codecs.BOM_UTF8 + b" \t\r\n"):
-        raise ExtractError(f"{name}: is empty; export the {_WHAT} with a header row and data rows")
-    kind = _sniff_kind(head, tail, size, name)
-    delimiter, estimated = ",", 0
-    if kind == "parquet":
-        with fs.open(path, "rb") as f:
-            try:
-                meta = pq.ParquetFile(f).metadata
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise ExtractError(
-                    f"{name}: is a damaged Parquet file ({str(exc).splitlines()[0][:120]}); re-export or re-upload it"
-                ) from None
-            header = list(meta.schema.to_arrow_schema().names)
-            estimated = meta.num_rows
-    else:
-        _check_delimited(head, name)
-        header, delimiter, per_record = _csv_header(head, name)
-        estimated = math.ceil(size / per_record)
-    canonical, other, problems = map_consumption_header(header)
-    if problems:
-        raise ExtractError(f"{name}: " + "; ".join(problems))
-    return Extract(url, fs, path, kind, size, header, canonical, other, delimiter, estimated)
-
-
-def _check_delimited(head: bytes, name: str) -> None:
-    """A first line without any delimiter is not a consumption CSV (it has 3+ columns)."""
-    line = head.removeprefix(codecs.BOM_UTF8).split(b"\n", 1)[0]
-    text = line.decode("utf-8", "replace").rstrip("\r")
-    if len(line) < HEAD_BYTES and not any(d in text for d in _DELIMITERS):
-        shown = text[:40].replace("\t", " ")
-        raise ExtractError(
-            f"{name}: line 1 has no comma-separated header (starts {shown!r}); this is not a CSV {_WHAT}:"
-            f" send CSV with a header row ({_HEADER_HINT}) or Parquet"
-        )
+    return open_extract(url, what=_WHAT, header_hint=_HEADER_HINT, map_columns=map_consumption_header)
 
 
 @dataclass
@@ -143,7 +88,7 @@ def cleanse_consumption_to_dir(url: str, folder: str, registrations: pa.Table | 
     log = RepairLog()
     spill_dir = os.path.join(folder, "consumption-spill")
     os.makedirs(spill_dir, exist_ok=True)
-    spill = _BucketSpill(spill_dir, n_buckets)
+    spill = BucketSpill(spill_dir, n_buckets)
     try:
         for chunk in extract.chunks():
             norm = normalise_consumption(chunk, registry, log)
@@ -157,8 +102,8 @@ def cleanse_consumption_to_dir(url: str, folder: str, registrations: pa.Table | 
     clean_path = os.path.join(folder, "consumption_actual.parquet")
     q_path = os.path.join(folder, "consumption_quarantine.parquet")
     with (
-        pq.ParquetWriter(clean_path, CONSUMPTION_SCHEMA, **_PARQUET_OUT) as clean_out,
-        pq.ParquetWriter(q_path, CONSUMPTION_QUARANTINE_SCHEMA, **_PARQUET_OUT) as q_out,
+        pq.ParquetWriter(clean_path, CONSUMPTION_SCHEMA, **PARQUET_OUT) as clean_out,
+        pq.ParquetWriter(q_path, CONSUMPTION_QUARANTINE_SCHEMA, **PARQUET_OUT) as q_out,
     ):
         for table in spill.buckets():
             res = resolve_consumption(table)
@@ -168,7 +113,7 @@ def cleanse_consumption_to_dir(url: str, folder: str, registrations: pa.Table | 
     os.rmdir(spill_dir)
     stats.check_reconciliation()
     return ConsumptionCleanseOutput(
-        clean_path, q_path, render_consumption_markdown(stats), stats, _sha256(extract.fs, extract.path),
+        clean_path, q_path, render_consumption_markdown(stats), stats, file_sha256(extract.fs, extract.path),
         extract.size, extract.format,
     )  # fmt: skip
 

@@ -31,7 +31,7 @@ import os
 import posixpath
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import fsspec
@@ -199,10 +199,10 @@ class Extract:
             raise self.fail(f"column {i + 1} ({self.header[i]!r}) holds bytes that are not UTF-8 text; {_FIX_UTF8}") from None
 
 
-def _sniff_kind(head: bytes, tail: bytes, size: int, name: str) -> str:
-    """'parquet' or 'csv', or ExtractError for what is neither."""
+def _sniff_kind(head: bytes, tail: bytes, size: int, name: str, what: str) -> str:
+    """'parquet' or 'csv', or ExtractError for what is neither; ``what`` names the kind of extract."""
     if size == 0 or not head.strip(b"\xef\xbb\xbf \t\r\n"):
-        raise ExtractError(f"{name}: is empty; export the registration extract with a header row and data rows")
+        raise ExtractError(f"{name}: is empty; export the {what} with a header row and data rows")
     if head[:4] == b"PAR1":
         if size < 12 or tail != b"PAR1":
             raise ExtractError(f"{name}: is a truncated Parquet file (no footer); re-export or re-upload it completely")
@@ -218,7 +218,7 @@ def _sniff_kind(head: bytes, tail: bytes, size: int, name: str) -> str:
     return "csv"
 
 
-def _csv_header(head: bytes, name: str) -> tuple[list[str], str, int]:
+def _csv_header(head: bytes, name: str, what: str, header_hint: str) -> tuple[list[str], str, int]:
     """(header fields, delimiter, estimated bytes per record) from the first bytes of a CSV."""
     if head.startswith(codecs.BOM_UTF8):
         head = head[len(codecs.BOM_UTF8):]
@@ -235,8 +235,8 @@ def _csv_header(head: bytes, name: str) -> tuple[list[str], str, int]:
     if counts[delimiter] == 0:
         shown = text[:40].replace("\t", " ")
         raise ExtractError(
-            f"{name}: line 1 has no comma-separated header (starts {shown!r}); this is not a CSV registration"
-            " extract: send CSV with a header row (mpan_core, effective_from, supplier_id, ...) or Parquet"
+            f"{name}: line 1 has no comma-separated header (starts {shown!r}); this is not a CSV {what}:"
+            f" send CSV with a header row ({header_hint}) or Parquet"
         )
     header = next(csv.reader([text], delimiter=delimiter))
     lines = head.count(b"\n")
@@ -244,8 +244,22 @@ def _csv_header(head: bytes, name: str) -> tuple[list[str], str, int]:
     return header, delimiter, per_record
 
 
-def open_extract(url: str) -> Extract:
-    """Open and check an extract; raises ExtractError (or FileNotFoundError) on what cannot be read."""
+REGISTRATION_EXTRACT = "registration extract"
+REGISTRATION_HEADER_HINT = "mpan_core, effective_from, supplier_id, ..."
+
+
+def open_extract(
+    url: str,
+    *,
+    what: str = REGISTRATION_EXTRACT,
+    header_hint: str = REGISTRATION_HEADER_HINT,
+    map_columns: Callable[[list[str]], tuple[dict[int, str], dict[int, str], list[str]]] = map_header,
+) -> Extract:
+    """Open and check an extract; raises ExtractError (or FileNotFoundError) on what cannot be read.
+
+    A registration extract unless told otherwise: ``what`` names the kind of extract in
+    messages, ``header_hint`` lists the columns a header row should start with, and
+    ``map_columns`` maps the header (``cleanse.columns.map_header`` by default)."""
     try:
         fs, path = fsspec.core.url_to_fs(url)
         if not fs.exists(path) or fs.isdir(path):
@@ -262,7 +276,7 @@ def open_extract(url: str) -> Extract:
     except (OSError, ValueError) as exc:
         raise ExtractError(f"{url}: cannot be read ({exc}); check the URL and credentials") from None
     name = posixpath.basename(path) or path
-    kind = _sniff_kind(head, tail, size, name)
+    kind = _sniff_kind(head, tail, size, name, what)
     delimiter, estimated = ",", 0
     if kind == "parquet":
         with fs.open(path, "rb") as f:
@@ -275,9 +289,9 @@ def open_extract(url: str) -> Extract:
             header = list(meta.schema.to_arrow_schema().names)
             estimated = meta.num_rows
     else:
-        header, delimiter, per_record = _csv_header(head, name)
+        header, delimiter, per_record = _csv_header(head, name, what, header_hint)
         estimated = math.ceil(size / per_record)
-    canonical, other, problems = map_header(header)
+    canonical, other, problems = map_columns(header)
     if problems:
         raise ExtractError(f"{name}: " + "; ".join(problems))
     return Extract(url, fs, path, kind, size, header, canonical, other, delimiter, estimated)
@@ -287,7 +301,7 @@ def open_extract(url: str) -> Extract:
 
 BUCKET_ROWS = 250_000  # records per bucket in pass 2: bounds memory whatever the file size
 MAX_BUCKETS = 512  # one open file each in pass 1: stay well under the usual 1024 descriptors
-_PARQUET_OUT = {"compression": "zstd", "compression_level": 1, "use_dictionary": True, "write_statistics": True}
+PARQUET_OUT = {"compression": "zstd", "compression_level": 1, "use_dictionary": True, "write_statistics": True}
 
 
 @dataclass
@@ -304,7 +318,7 @@ class CleanseOutput:
     window: tuple[dt.date, dt.date] | None  # first effective_from .. last date named, clean rows
 
 
-class _BucketSpill:
+class BucketSpill:
     """Records spread over bucket files on local disk, so one bucket at a time fits in memory.
 
     Arrow IPC streams with LZ4: no encoding work, so spilling costs little more than the
@@ -349,7 +363,7 @@ class _BucketSpill:
             yield table
 
 
-def _sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
+def file_sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
     digest = hashlib.sha256()
     with fs.open(path, "rb") as f:
         while block := f.read(8 << 20):
@@ -366,7 +380,7 @@ def cleanse_to_dir(url: str, folder: str, *, seed: int = 0, population: Populati
     log = RepairLog()
     spill_dir = os.path.join(folder, "spill")
     os.makedirs(spill_dir, exist_ok=True)
-    spill = _BucketSpill(spill_dir, n_buckets)
+    spill = BucketSpill(spill_dir, n_buckets)
     try:
         for chunk in extract.chunks():
             norm = normalise(chunk, log)
@@ -381,8 +395,8 @@ def cleanse_to_dir(url: str, folder: str, *, seed: int = 0, population: Populati
     q_path = os.path.join(folder, "quarantine.parquet")
     first = last = None
     with (
-        pq.ParquetWriter(reg_path, REGISTRATION_SCHEMA, **_PARQUET_OUT) as reg_out,
-        pq.ParquetWriter(q_path, QUARANTINE_SCHEMA, **_PARQUET_OUT) as q_out,
+        pq.ParquetWriter(reg_path, REGISTRATION_SCHEMA, **PARQUET_OUT) as reg_out,
+        pq.ParquetWriter(q_path, QUARANTINE_SCHEMA, **PARQUET_OUT) as q_out,
     ):
         for table in spill.buckets():
             res = cleanse_bucket(table, seed, population)
@@ -397,7 +411,7 @@ def cleanse_to_dir(url: str, folder: str, *, seed: int = 0, population: Populati
     os.rmdir(spill_dir)
     stats.check_reconciliation()
     return CleanseOutput(
-        reg_path, q_path, render_markdown(stats), stats, _sha256(extract.fs, extract.path), extract.size,
+        reg_path, q_path, render_markdown(stats), stats, file_sha256(extract.fs, extract.path), extract.size,
         extract.format, (first, last) if first else None,
     )  # fmt: skip
 
