@@ -129,11 +129,6 @@ def day_types(day_ordinals: np.ndarray, scotland: bool) -> np.ndarray:
     return out
 
 
-def year_of_day(day_ordinals: np.ndarray) -> np.ndarray:
-    """Calendar year of each day ordinal."""
-    return (EPOCH_DAY + np.asarray(day_ordinals, dtype=np.int64).astype("timedelta64[D]")).astype("datetime64[Y]").astype(np.int64) + 1970
-
-
 def year_day_ordinals(year: int) -> np.ndarray:
     """Every day ordinal of a calendar year."""
     first = day_ordinal(np.datetime64(f"{year}-01-01"))

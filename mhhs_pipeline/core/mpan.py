@@ -47,12 +47,3 @@ def make_cores(distributor_id: np.ndarray, unique_id: np.ndarray) -> np.ndarray:
 def cores_to_str(cores: np.ndarray) -> np.ndarray:
     """13-character zero-padded strings (distributor ids 10-99 keep them 13 digits)."""
     return np.char.zfill(np.asarray(cores, dtype=np.int64).astype(str), 13)
-
-
-def valid_cores_vec(cores: np.ndarray) -> np.ndarray:
-    """Boolean mask: which string cores are 13 digits with a correct check digit."""
-    cores = np.asarray(cores, dtype=object)
-    out = np.zeros(len(cores), dtype=bool)
-    for i, c in enumerate(cores):
-        out[i] = is_valid_core(c)
-    return out
