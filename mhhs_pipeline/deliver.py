@@ -65,11 +65,12 @@ class UnitContext:
 
 
 def write_tabular(
-    ctx: UnitContext, role: str, pid: str, dataset: str, name: str, table: pa.Table, *, csv_text: bytes | None = None, n_rows: int | None = None
+    ctx: UnitContext, role: str, pid: str, dataset: str, name: str, table: pa.Table, *, pre_encoded: dict[str, bytes] | None = None, n_rows: int | None = None
 ) -> list[FileRecord]:
-    """Every tabular format of one dataset slice. ``csv_text``: the slice's CSV already cut
-    from the unit's rendering (:class:`~mhhs_pipeline.formats.tabular.RenderedCsv`); then
-    ``table`` is used only by the other formats and ``n_rows`` counts the slice."""
+    """Every tabular format of one dataset slice. ``pre_encoded``: formats whose text was
+    already cut from the unit's rendering (:class:`~mhhs_pipeline.formats.tabular.RenderedCsv`);
+    ``table`` then serves the other formats only, and ``n_rows`` counts the slice."""
+    pre_encoded = pre_encoded or {}
     prefix = participant_prefix(role, pid)
     n_rows = table.num_rows if n_rows is None else n_rows
     out = []
@@ -78,7 +79,7 @@ def write_tabular(
         if fmt not in TABULAR or (fmt in CONSUMPTION_ONLY and dataset != "consumption"):
             continue
         encode, ext = TABULAR[fmt]
-        data = csv_text if (fmt == "csv" and csv_text is not None) else encode(table)
+        data = pre_encoded[fmt] if fmt in pre_encoded else encode(table)
         if fmt != "parquet":
             data, ext = compress(data, codec), ext + SUFFIX[codec]
         out.append(
@@ -91,10 +92,10 @@ def write_tabular(
 
 
 def deliver_consumption(
-    ctx: UnitContext, role: str, pid: str, name: str, table: pa.Table, registration_row: np.ndarray, *, csv_text: bytes | None = None, n_rows: int | None = None
+    ctx: UnitContext, role: str, pid: str, name: str, table: pa.Table, registration_row: np.ndarray, *, pre_encoded: dict[str, bytes] | None = None, n_rows: int | None = None
 ) -> list[FileRecord]:
     """Every format of one participant's consumption slice of one unit."""
-    records = write_tabular(ctx, role, pid, "consumption", name, table, csv_text=csv_text, n_rows=n_rows)
+    records = write_tabular(ctx, role, pid, "consumption", name, table, pre_encoded=pre_encoded, n_rows=n_rows)
     formats = ctx.scenario.outputs.formats
     if "if021_json" in formats and role in IF021_ROLES and table.num_rows:
         data, n = _if021(ctx, table, registration_row)

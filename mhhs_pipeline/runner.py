@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -19,6 +20,7 @@ from mhhs_pipeline.core.participants import consumption_slices, registration_sli
 from mhhs_pipeline.core.registrations import synthesise_registrations
 from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabular
 from mhhs_pipeline.formats.tabular import RenderedCsv
+from mhhs_pipeline.formats.wide import render_wide
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.plan import WorkUnit
 from mhhs_pipeline.report import ReportSummary, summarise
@@ -68,16 +70,29 @@ def run_unit(job: UnitJob) -> UnitResult:
         result.report = summarise(table, reg, reg_rows_all)
 
     ctx = UnitContext(scenario, RunStore(job.out_url, job.run_id), reg, unit.first_day, unit.last_day)
-    csv_on = "csv" in scenario.outputs.formats
-    # CSV slices are cut from one rendering; the other formats need the rows themselves.
-    needs_rows = bool(set(scenario.outputs.formats) - {"csv"})
+    formats = set(scenario.outputs.formats)
+    csv_on = "csv" in formats
+    # CSV and UTC wide CSV slices are cut from one rendering per unit; the other formats
+    # need the rows themselves.
+    needs_rows = bool(formats - {"csv", "csv_wide"})
     rendered = RenderedCsv(table) if csv_on else None
+    wide = render_wide(table, local=False) if "csv_wide" in formats else None
     for sl in consumption_slices(reg, reg_rows_all):
         whole = sl.role == "central"
         part = table if whole or not needs_rows else table.take(sl.rows)
         reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows]
-        text = (rendered.whole() if whole else rendered.subset(sl.rows)) if rendered else None
-        result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, csv_text=text, n_rows=len(sl.rows))
+        pre = {}
+        if rendered:
+            pre["csv"] = rendered.whole() if whole else rendered.subset(sl.rows)
+        if wide:
+            text, first_row, _ = wide
+            if whole:
+                pre["csv_wide"] = text.whole()
+            else:
+                mine = np.zeros(table.num_rows, dtype=bool)
+                mine[sl.rows] = True
+                pre["csv_wide"] = text.subset(np.flatnonzero(mine[first_row]))
+        result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, pre_encoded=pre, n_rows=len(sl.rows))
 
     if out is not None:
         # Raw meter reads (with faults) and their ground truth go to data services and central.
@@ -94,8 +109,8 @@ def run_unit(job: UnitJob) -> UnitResult:
                 if sl.role in ("data_service", "central"):
                     whole = sl.role == "central"
                     part = data if whole or not needs_rows else data.take(sl.rows)
-                    text = (rendered.whole() if whole else rendered.subset(sl.rows)) if rendered else None
-                    result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, csv_text=text, n_rows=len(sl.rows))
+                    pre = {"csv": rendered.whole() if whole else rendered.subset(sl.rows)} if rendered else None
+                    result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, pre_encoded=pre, n_rows=len(sl.rows))
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"

@@ -93,6 +93,15 @@ def test_serial_run_in_every_format_validates_and_damage_in_if021_is_caught(tmp_
     assert all(f["path"].endswith(".zst") for f in manifest["files"] if f["format"].startswith("csv"))
     report = validate_run(f"{tmp_path}/serial")
     assert report.ok, report.render()
+    # Wide CSVs cut from the unit's one rendering equal a pivot of each participant's own rows.
+    import pyarrow.parquet as pq
+
+    from mhhs_pipeline.formats.compression import compress
+
+    for f in manifest["files"]:
+        if f["format"] == "csv_wide":
+            own = pq.read_table(tmp_path / "serial" / f["path"].replace(".wide.csv.zst", ".parquet"))
+            assert (tmp_path / "serial" / f["path"]).read_bytes() == compress(encode_wide_csv(own, local=False), "zstd")
     # An IF-021 value changed (and the manifest checksum updated to match) is still caught.
     import hashlib
     import json

@@ -130,16 +130,26 @@ class RenderedCsv:
     """
 
     def __init__(self, table: pa.Table):
-        self.header = (",".join(table.column_names) + "\n").encode()
+        self._render(table.column_names, csv_ready(table))
+
+    @classmethod
+    def from_ready(cls, names: list[str], ready: pa.Table) -> RenderedCsv:
+        """Render a table whose columns are already formatted as text (e.g. a wide pivot)."""
+        obj = cls.__new__(cls)
+        obj._render(names, ready)
+        return obj
+
+    def _render(self, names: list[str], ready: pa.Table) -> None:
+        self.header = (",".join(names) + "\n").encode()
         sink = pa.BufferOutputStream()
         pacsv.write_csv(
-            csv_ready(table),
+            ready,
             sink,
             write_options=pacsv.WriteOptions(include_header=False, batch_size=1 << 14, quoting_style="none"),
         )
         self.body = sink.getvalue().to_pybytes()
         ends = np.flatnonzero(np.frombuffer(self.body, dtype=np.uint8) == 10) + 1
-        if len(ends) != table.num_rows:
+        if len(ends) != ready.num_rows:
             raise ValueError("a CSV field holds a line break; ids and codes must be validated first")
         self.starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
         self.ends = ends.astype(np.int64)

@@ -15,10 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from mhhs_pipeline.core.calendar import HALF_HOUR
-from mhhs_pipeline.formats.tabular import fixed3
+from mhhs_pipeline.formats.tabular import RenderedCsv, fixed3
 
 
 def _day_and_period(table: pa.Table, local: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +34,11 @@ def _day_and_period(table: pa.Table, local: bool) -> tuple[np.ndarray, np.ndarra
 
 def wide_table(table: pa.Table, *, local: bool) -> pa.Table:
     """Pivot canonical rows into one row per (MPAN, MQ, day)."""
+    return _pivot(table, local=local)[0]
+
+
+def _pivot(table: pa.Table, *, local: bool) -> tuple[pa.Table, np.ndarray]:
+    """The wide table and, per wide row, the index of its first canonical row."""
     n_cols = 50 if local else 48
     day, period = _day_and_period(table, local)
     cores = np.asarray(table.column("mpan_core").to_numpy(zero_copy_only=False)).astype(str)
@@ -65,14 +69,18 @@ def wide_table(table: pa.Table, *, local: bool) -> pa.Table:
     for p in range(n_cols):
         take = pa.array(idx[:, p], mask=idx[:, p] < 0)
         cols[f"p{p + 1:02d}_quality"] = pc.take(quality, take)
-    return pa.table(cols)
+    return pa.table(cols), order[starts]
+
+
+def render_wide(table: pa.Table, *, local: bool) -> tuple[RenderedCsv, np.ndarray, np.ndarray]:
+    """The wide CSV of a whole unit, rendered once: (text, first canonical row of each line,
+    values on each line). In the UTC view a line (MPAN, MQ, UTC day) belongs to one
+    registration, so a participant's wide CSV is a subset of these lines."""
+    wide, first_row = _pivot(table, local=local)
+    dates = pc.strftime(wide.column("settlement_date").cast(pa.timestamp("s")), format="%Y-%m-%d")
+    ready = wide.set_column(2, "settlement_date", dates)
+    return RenderedCsv.from_ready(wide.column_names, ready), first_row, wide.column("periods").to_numpy().astype(np.int64)
 
 
 def encode_wide_csv(table: pa.Table, *, local: bool) -> bytes:
-    wide = wide_table(table, local=local)
-    sink = pa.BufferOutputStream()
-    sink.write((",".join(wide.column_names) + "\n").encode())
-    dates = pc.strftime(wide.column("settlement_date").cast(pa.timestamp("s")), format="%Y-%m-%d")
-    wide = wide.set_column(2, "settlement_date", dates)
-    pacsv.write_csv(wide, sink, write_options=pacsv.WriteOptions(include_header=False, batch_size=1 << 16, quoting_style="none"))
-    return sink.getvalue().to_pybytes()
+    return render_wide(table, local=local)[0].whole()
