@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.run [--quick] [--workers N] [--out DIR] [--profile]
         [--sections parquet,scaling,memory,mixed,csv,quickstart,profile] [--scale F]
-        [--sizes parquet=16000,csv=6000,mixed=2000] [--no-malloc-trim]
+        [--sizes parquet=16000,csv=6000,mixed=2000] [--dask-malloc-trim]
 
 (``make bench`` runs it with the defaults: ~7 min on 2 cores.) Every measurement runs in
 this one process tree in this one run, so the baseline and the ratios see the same
@@ -43,8 +43,9 @@ processes share the machine. Landed data goes to a temporary folder under the sy
 temp dir, deleted at the end; results go to ``--out`` (default ``benchmarks/results``)
 as ``bench-<N>w.json`` / ``.md`` (``quick-<N>w.*`` with ``--quick``), rewritten after
 every section so a killed run keeps what it measured, plus ``profile-*.txt``.
-``--no-malloc-trim`` is an experiment (proposal 1 of the issue-6 report): workers start
-without the ``MALLOC_TRIM_THRESHOLD_=65536`` Dask puts in their environment.
+Workers are started exactly as the pipeline starts them (``distributed.local_cluster``:
+without the ``MALLOC_TRIM_THRESHOLD_=65536`` Dask puts in their environment);
+``--dask-malloc-trim`` keeps Dask's setting, for comparison.
 """
 
 from __future__ import annotations
@@ -132,14 +133,13 @@ def pipeline_run(
     workers: int,
     tmp_root: Path,
     max_units: int | None = None,
-    malloc_trim: bool = True,
+    malloc_trim: bool = False,
 ) -> dict:
-    import dask
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     from benchmarks._worker import measured_run_unit, rss_probe
     from mhhs_pipeline import stages
-    from mhhs_pipeline.distributed import run_on_dask
+    from mhhs_pipeline.distributed import local_cluster, run_on_dask
 
     out = str(tmp_root / label)
     run_id = f"bench-{label}"
@@ -158,19 +158,9 @@ def pipeline_run(
     t["prepare"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()
-    # As mhhs_pipeline.distributed.run_on_dask builds it. malloc_trim=False: the experiment of
-    # proposal 1 (no MALLOC_TRIM_THRESHOLD_=65536 in the workers' environment).
-    cfg = (
-        {} if malloc_trim else {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-    )
-    with dask.config.set(cfg):
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=40,
-        )
+    # The pipeline's own cluster; malloc_trim=True keeps Dask's MALLOC_TRIM_THRESHOLD_ (the
+    # comparison behind proposal 1).
+    cluster = local_cluster(workers, malloc_trim=malloc_trim)
     client = Client(cluster, set_as_default=False)
     try:
         client.wait_for_workers(workers)
@@ -531,8 +521,8 @@ def build_report(res: dict) -> tuple[str, list[dict]]:
         f"- workers N = {res['workers']} single-threaded Dask worker processes; cores used = {res['cores_used']}"
         + (
             ""
-            if res.get("malloc_trim", True)
-            else "; **experiment: workers without MALLOC_TRIM_THRESHOLD_**"
+            if not res.get("malloc_trim", False)
+            else "; **comparison: workers keep Dask's MALLOC_TRIM_THRESHOLD_=65536**"
         ),
         "",
     ]
@@ -988,9 +978,9 @@ def main(argv: list[str] | None = None) -> int:
         help="multiply the population sizes (e.g. 0.5 on a slow machine)",
     )
     ap.add_argument(
-        "--no-malloc-trim",
+        "--dask-malloc-trim",
         action="store_true",
-        help="experiment: start workers without Dask's MALLOC_TRIM_THRESHOLD_=65536 (proposal 1); default measures the library as is",
+        help="comparison: keep Dask's MALLOC_TRIM_THRESHOLD_=65536 in the workers (the pipeline drops it)",
     )
     ap.add_argument(
         "--sizes",
@@ -1042,7 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
         "floors_required": FLOORS,
         "sizes_mpans_per_worker": {k: sizes[k] for k in ("parquet", "csv", "mixed")},
         "scale": args.scale,
-        "malloc_trim": not args.no_malloc_trim,
+        "malloc_trim": args.dask_malloc_trim,
         "runs": {},
         "errors": {},
     }
@@ -1053,7 +1043,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"landing data under {tmp_root}; workers={workers}; sections={sorted(sections)}")
 
     stem = f"{'quick' if args.quick else 'bench'}-{workers}w" + (
-        "-nomalloctrim" if args.no_malloc_trim else ""
+        "-daskmalloctrim" if args.dask_malloc_trim else ""
     )
 
     def save(final: bool = False) -> str:
@@ -1097,7 +1087,7 @@ def main(argv: list[str] | None = None) -> int:
                 n_workers,
                 tmp_root,
                 max_units,
-                not args.no_malloc_trim,
+                args.dask_malloc_trim,
             ),
         )
         if run:

@@ -19,9 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from dask.distributed import Client, LocalCluster, wait
+from dask.distributed import Client, wait
 
 from mhhs_pipeline import stages
+from mhhs_pipeline.distributed import local_cluster
 from mhhs_pipeline.runner import run_unit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def measure(n_workers: int, mpans: int, days: int, unit_mpans: int) -> dict:
     try:
         jobs = stages.unit_jobs(loaded, out, f"w{n_workers}")
         t0 = time.perf_counter()
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40, memory_limit=0)
+        cluster = local_cluster(n_workers, memory_limit=0)
         client = Client(cluster)
         client.wait_for_workers(n_workers)
         pids = client.run(_warm)
