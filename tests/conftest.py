@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,10 @@ def run_cli(args: list[str], tmp_path: Path, timeout: int = 240, env: dict | Non
     return subprocess.run(
         CLI + args, cwd=ROOT, env=env or cli_env(tmp_path), capture_output=True, text=True, timeout=timeout
     )
+
+
+def free_port() -> int:
+    """A free TCP port on loopback, for servers the tests start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

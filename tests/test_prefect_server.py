@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,15 +12,9 @@ import time
 import urllib.request
 
 import pytest
-from conftest import QUICKSTART, ROOT, cli_env
+from conftest import QUICKSTART, ROOT, cli_env, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_healthy(url: str, timeout: float = 90) -> None:
@@ -38,7 +31,7 @@ def _wait_healthy(url: str, timeout: float = 90) -> None:
 
 
 def test_deployment_schedule_run_and_artifact(tmp_path):
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = cli_env(tmp_path)
     env["PREFECT_API_URL"] = api

@@ -14,21 +14,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import QUICKSTART, cli_env, run_cli
+from conftest import QUICKSTART, cli_env, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 BUCKET = "mhhs-test-landing"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_env(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     moto = Path(sys.executable).parent / "moto_server"
     proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = cli_env(tmp_path_factory.mktemp("s3home"))

@@ -7,7 +7,9 @@ which can operate in any GSP group. Tests cross-check this table against the MDD
 
 from __future__ import annotations
 
-GSP_GROUPS: tuple[str, ...] = ("_A", "_B", "_C", "_D", "_E", "_F", "_G", "_H", "_J", "_K", "_L", "_M", "_N", "_P")
+from mhhs_pipeline.spec.load_model import GSP_GROUPS as _SPEC_GSP_GROUPS
+
+GSP_GROUPS: tuple[str, ...] = _SPEC_GSP_GROUPS  # one list: the scenario validates against it too
 SCOTTISH_GSP_GROUPS = frozenset({"_N", "_P"})
 
 # distributor id -> (LDSO MPID, GSP group) for the 14 DNOs.

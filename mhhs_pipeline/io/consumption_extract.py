@@ -14,7 +14,6 @@ so every record of an MPAN meets in one bucket; each bucket is resolved alone
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -32,17 +31,15 @@ from mhhs_pipeline.cleanse.consumption import (
     resolve_consumption,
 )
 from mhhs_pipeline.cleanse.consumption_columns import map_consumption_header
-from mhhs_pipeline.cleanse.groups import bucket_of
 from mhhs_pipeline.cleanse.rules import RepairLog
 from mhhs_pipeline.core.schema import CONSUMPTION_KEY, CONSUMPTION_SCHEMA
 from mhhs_pipeline.io.extract import (
-    MAX_BUCKETS,
     PARQUET_OUT,
-    BucketSpill,
     Extract,
     ExtractError,
     file_sha256,
     open_extract,
+    spill_by_mpan,
 )
 
 __all__ = [
@@ -84,18 +81,9 @@ def cleanse_consumption_to_dir(url: str, folder: str, registrations: pa.Table | 
     ReconciliationError would be a bug."""
     extract = open_consumption_extract(url)
     registry = registrations if isinstance(registrations, RegistrationIndex) else RegistrationIndex.build(registrations)
-    n_buckets = min(MAX_BUCKETS, max(1, math.ceil(extract.estimated_rows / CONSUMPTION_BUCKET_ROWS)))
     log = RepairLog()
     spill_dir = os.path.join(folder, "consumption-spill")
-    os.makedirs(spill_dir, exist_ok=True)
-    spill = BucketSpill(spill_dir, n_buckets)
-    try:
-        for chunk in extract.chunks():
-            norm = normalise_consumption(chunk, registry, log)
-            spill.add(norm, bucket_of(norm, n_buckets))
-    except BaseException:
-        spill.close()
-        raise
+    spill = spill_by_mpan(extract, spill_dir, CONSUMPTION_BUCKET_ROWS, lambda chunk: normalise_consumption(chunk, registry, log))
 
     stats = ConsumptionStats(source=extract.name, source_format=extract.format, ignored_columns=extract.unused_columns)
     stats.repairs = log

@@ -371,23 +371,31 @@ def file_sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return digest.hexdigest()
 
 
+def spill_by_mpan(extract: Extract, spill_dir: str, bucket_rows: int, normalise_chunk) -> BucketSpill:
+    """Pass 1 of a cleansing pass: normalise every chunk and spread it over local bucket
+    files by a hash of the MPAN, so pass 2 can resolve one bucket (all records of its
+    MPANs) at a time."""
+    n_buckets = min(MAX_BUCKETS, max(1, math.ceil(extract.estimated_rows / bucket_rows)))
+    os.makedirs(spill_dir, exist_ok=True)
+    spill = BucketSpill(spill_dir, n_buckets)
+    try:
+        for chunk in extract.chunks():
+            norm = normalise_chunk(chunk)
+            spill.add(norm, bucket_of(norm, n_buckets))
+    except BaseException:
+        spill.close()  # the caller removes the folder; leave no open handles behind
+        raise
+    return spill
+
+
 def cleanse_to_dir(url: str, folder: str, *, seed: int = 0, population: Population | None = None) -> CleanseOutput:
     """Cleanse the extract at ``url`` into ``folder`` (local): clean registrations and
     quarantine as Parquet, plus the Markdown report. Raises ExtractError for a file that
     cannot be read; nothing is returned half done."""
     extract = open_extract(url)
-    n_buckets = min(MAX_BUCKETS, max(1, math.ceil(extract.estimated_rows / BUCKET_ROWS)))
     log = RepairLog()
     spill_dir = os.path.join(folder, "spill")
-    os.makedirs(spill_dir, exist_ok=True)
-    spill = BucketSpill(spill_dir, n_buckets)
-    try:
-        for chunk in extract.chunks():
-            norm = normalise(chunk, log)
-            spill.add(norm, bucket_of(norm, n_buckets))
-    except BaseException:
-        spill.close()  # the caller removes the folder; leave no open handles behind
-        raise
+    spill = spill_by_mpan(extract, spill_dir, BUCKET_ROWS, lambda chunk: normalise(chunk, log))
 
     stats = CleanseStats(source=extract.name, source_format=extract.format, ignored_columns=extract.unused_columns)
     stats.repairs = log

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mhhs_pipeline.spec.load_model import FaultModel, LoadModel
 
 MPID_PATTERN = re.compile(r"^[A-Z0-9]{4}$")
-GSP_GROUPS = ("_A", "_B", "_C", "_D", "_E", "_F", "_G", "_H", "_J", "_K", "_L", "_M", "_N", "_P")
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
