@@ -83,15 +83,15 @@ def run_unit(job: UnitJob) -> UnitResult:
         reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows]
         pre = {}
         if rendered:
-            pre["csv"] = rendered.whole() if whole else rendered.subset(sl.rows)
+            pre["csv"] = rendered.chunks() if whole else rendered.subset_chunks(sl.rows)
         if wide:
             text, first_row, _ = wide
             if whole:
-                pre["csv_wide"] = text.whole()
+                pre["csv_wide"] = text.chunks()
             else:
                 mine = np.zeros(table.num_rows, dtype=bool)
                 mine[sl.rows] = True
-                pre["csv_wide"] = text.subset(np.flatnonzero(mine[first_row]))
+                pre["csv_wide"] = text.subset_chunks(np.flatnonzero(mine[first_row]))
         result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, pre_encoded=pre, n_rows=len(sl.rows))
 
     if out is not None:
@@ -109,7 +109,7 @@ def run_unit(job: UnitJob) -> UnitResult:
                 if sl.role in ("data_service", "central"):
                     whole = sl.role == "central"
                     part = data if whole or not needs_rows else data.take(sl.rows)
-                    pre = {"csv": rendered.whole() if whole else rendered.subset(sl.rows)} if rendered else None
+                    pre = {"csv": rendered.chunks() if whole else rendered.subset_chunks(sl.rows)} if rendered else None
                     result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, pre_encoded=pre, n_rows=len(sl.rows))
 
     if unit.day_chunk == 0:

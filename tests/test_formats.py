@@ -8,15 +8,16 @@ import gzip
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from conftest import QUICKSTART, scenario
 
 from mhhs_pipeline import stages
 from mhhs_pipeline.core.load import generate_consumption
 from mhhs_pipeline.core.registrations import synthesise_registrations
-from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA
+from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, plain_strings
 from mhhs_pipeline.formats.compression import compress, decompress
-from mhhs_pipeline.formats.tabular import decode_csv, encode_csv
+from mhhs_pipeline.formats.tabular import RenderedCsv, decode_csv, encode_csv, encode_parquet
 from mhhs_pipeline.formats.wide import encode_wide_csv
 from mhhs_pipeline.io.store import RunStore
 from mhhs_pipeline.validate import validate_run
@@ -76,7 +77,7 @@ def test_compression_round_trips_and_is_deterministic(spring_and_autumn, codec):
     if codec == "gzip":
         assert gzip.decompress(packed) == data
     back = decode_csv(decompress(packed, path), CONSUMPTION_SCHEMA)
-    assert back.equals(spring_and_autumn)
+    assert back.equals(plain_strings(spring_and_autumn))
 
 
 def test_serial_run_in_every_format_validates_and_damage_in_if021_is_caught(tmp_path):
@@ -120,3 +121,35 @@ def test_serial_run_in_every_format_validates_and_damage_in_if021_is_caught(tmp_
     readme = (tmp_path / "serial" / "supplier").iterdir().__next__() / "README.txt"
     assert "period_end_utc" in readme.read_text() and "sha256" in readme.read_text()
     assert np.all([len(line.split()) == 5 for line in readme.read_text().split("Files (")[1].splitlines()[1:]])
+
+
+def test_parquet_of_dictionary_coded_rows_reads_back_with_the_canonical_types(spring_and_autumn):
+    # The generator holds strings as dictionaries; the file must still carry plain strings.
+    assert pa.types.is_dictionary(spring_and_autumn.schema.field("mpan_core").type)
+    back = pq.read_table(pa.BufferReader(encode_parquet(spring_and_autumn)))
+    assert back.schema == CONSUMPTION_SCHEMA
+    assert back.equals(plain_strings(spring_and_autumn))
+    # A slice keeps its own MPAN range in the statistics, not the whole dictionary's.
+    part = spring_and_autumn.slice(5000, 3000)
+    stats = pq.ParquetFile(pa.BufferReader(encode_parquet(part))).metadata.row_group(0).column(0).statistics
+    cores = part.column("mpan_core").to_pylist()
+    assert (stats.min, stats.max) == (min(cores), max(cores))
+
+
+def test_csv_rendering_cuts_subsets_prints_nulls_empty_and_refuses_structural_characters(spring_and_autumn):
+    rendered = RenderedCsv(spring_and_autumn)
+    text = rendered.whole().decode()
+    lines = text.splitlines()
+    assert lines[0] == ",".join(CONSUMPTION_SCHEMA.names) and len(lines) == spring_and_autumn.num_rows + 1
+    assert decode_csv(text.encode(), CONSUMPTION_SCHEMA).equals(plain_strings(spring_and_autumn))
+    rows = np.sort(np.random.default_rng(3).choice(spring_and_autumn.num_rows, 777, replace=False))
+    assert b"".join(rendered.subset_chunks(rows)).decode().splitlines() == [lines[0], *(lines[i + 1] for i in rows)]
+    assert b"".join(rendered.chunks()) == rendered.whole()
+    # estimation_reason is null on actual-quality rows: an empty field, not "null" or "0".
+    plain = plain_strings(spring_and_autumn)
+    first_a = plain.column("quality").to_pylist().index("A")
+    assert lines[first_a + 1].split(",")[7] == ""
+    for bad in ("a,b", 'say "hi"', "two\nlines"):
+        for arr in (pa.array([bad, "ok"]), pa.array([bad, "ok"]).dictionary_encode()):
+            with pytest.raises(ValueError, match="comma, quote or line break"):
+                RenderedCsv(pa.table({"mpan_core": arr, "n": [1, 2]}))

@@ -43,6 +43,28 @@ REGISTRATION_SCHEMA = pa.schema(
 
 CONSUMPTION_KEY = ("mpan_core", "measurement_quantity", "period_end_utc")
 
+CODE = pa.dictionary(pa.int32(), pa.string())
+
+
+def dictionary_strings(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with every string column as ``dictionary<int32, string>``.
+
+    The generator builds tables of this "work" schema: a unit has a few thousand distinct
+    MPAN cores and a handful of codes over millions of rows, so participant slices
+    (``take``) move 4-byte indices instead of strings, and Parquet writes the dictionary
+    as it is instead of hashing every value. Files still carry the canonical types: Parquet
+    is written without the Arrow schema (readers see ``string``) and CSV prints the values.
+    """
+    return pa.schema([pa.field(f.name, CODE, f.nullable) if f.type == pa.string() else f for f in schema])
+
+
+def plain_strings(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary columns decoded to their value type (the canonical types)."""
+    if not any(pa.types.is_dictionary(f.type) for f in table.schema):
+        return table
+    fields = [pa.field(f.name, f.type.value_type, f.nullable) if pa.types.is_dictionary(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields))
+
 
 def same_columns(actual: pa.Schema, expected: pa.Schema) -> list[str]:
     """Differences between two schemas by column name and type (dictionary<string> == string)."""

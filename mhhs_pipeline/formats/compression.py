@@ -8,21 +8,25 @@ readable by `zstd -d`).
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 
 import pyarrow as pa
 
 SUFFIX = {"none": "", "gzip": ".gz", "zstd": ".zst"}
 
 
-def compress(data: bytes, codec: str) -> bytes:
+def compress(data: bytes | Sequence[bytes | memoryview], codec: str) -> bytes | Sequence[bytes | memoryview]:
+    """``data`` (bytes, or byte chunks in order) compressed; ``none`` hands it back as it is."""
     if codec == "none":
         return data
+    chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
     if codec == "gzip":
-        return gzip.compress(data, compresslevel=1, mtime=0)  # mtime=0: same bytes every run
+        return gzip.compress(b"".join(chunks), compresslevel=1, mtime=0)  # mtime=0: same bytes every run
     if codec == "zstd":
         sink = pa.BufferOutputStream()
         with pa.CompressedOutputStream(sink, "zstd") as out:
-            out.write(data)
+            for chunk in chunks:
+                out.write(chunk)
         return sink.getvalue().to_pybytes()
     raise ValueError(f"unknown compression {codec!r}; use none, gzip or zstd")
 

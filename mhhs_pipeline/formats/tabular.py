@@ -19,16 +19,30 @@ PARQUET_ROW_GROUP_ROWS = 1 << 20
 
 
 def encode_parquet(table: pa.Table) -> bytes:
+    """Parquet bytes of ``table`` with the canonical column types on read.
+
+    Encodings chosen per column type (measured on one 1,000-MPAN x 28-day unit of
+    1.5 M rows: 1.8x faster than pyarrow's defaults on plain strings, 6 % smaller):
+    dictionary-coded strings are written as they are (no per-value hashing); instants
+    use DELTA_BINARY_PACKED (ascending within a series: ~0.02 B/row); small ints are
+    plain; kWh keeps dictionary encoding (three-decimal values repeat: 1.5 vs 2.2 B/row).
+    The Arrow schema is not stored, so readers see ``string`` where the table held
+    ``dictionary<string>`` -- the files carry the contract's types whatever the writer held.
+    """
+    delta = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+    plain = [f.name for f in table.schema if pa.types.is_int16(f.type)]
     sink = pa.BufferOutputStream()
     pq.write_table(
         table,
         sink,
         compression="zstd",
         compression_level=1,
-        use_dictionary=True,
+        use_dictionary=[c for c in table.column_names if c not in delta and c not in plain],
+        column_encoding=dict.fromkeys(delta, "DELTA_BINARY_PACKED") or None,
         row_group_size=PARQUET_ROW_GROUP_ROWS,
         # Statistics where readers prune (by MPAN and time); elsewhere they cost without use.
         write_statistics=[c for c in ("mpan_core", "period_end_utc", "settlement_date", "effective_from") if c in table.column_names] or False,
+        store_schema=False,
     )
     return sink.getvalue().to_pybytes()
 
@@ -95,7 +109,6 @@ def csv_ready(table: pa.Table) -> pa.Table:
 
 
 def encode_csv(table: pa.Table) -> bytes:
-    # pyarrow always quotes header names; the contract's header is plain, so RenderedCsv writes it.
     return RenderedCsv(table).whole()
 
 
@@ -127,43 +140,100 @@ class RenderedCsv:
     Every participant's slice of a unit is a subset of the central rows in the same order,
     and mostly long runs of consecutive rows (one MPAN's days under one registration), so
     copying byte ranges beats formatting the same values four times.
+
+    Lines are built by Arrow's ``binary_join_element_wise`` over the text columns (about
+    4x faster than ``pyarrow.csv.write_csv`` with ``quoting_style="none"``, which checks
+    every value); the result's offsets are the line boundaries, so nothing is scanned for
+    newlines. Values are never quoted: a field holding a comma, quote or line break is
+    refused (ids and codes are validated before they get here).
     """
 
     def __init__(self, table: pa.Table):
-        self._render(table.column_names, csv_ready(table))
+        names = table.column_names
+        check = [pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t) for t in table.schema.types]
+        self._render(names, csv_ready(table), check)
 
     @classmethod
     def from_ready(cls, names: list[str], ready: pa.Table) -> RenderedCsv:
         """Render a table whose columns are already formatted as text (e.g. a wide pivot)."""
         obj = cls.__new__(cls)
-        obj._render(names, ready)
+        obj._render(names, ready, [True] * ready.num_columns)
         return obj
 
-    def _render(self, names: list[str], ready: pa.Table) -> None:
+    def _render(self, names: list[str], ready: pa.Table, check: list[bool]) -> None:
         self.header = (",".join(names) + "\n").encode()
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(
-            ready,
-            sink,
-            write_options=pacsv.WriteOptions(include_header=False, batch_size=1 << 14, quoting_style="none"),
-        )
-        self.body = sink.getvalue().to_pybytes()
-        ends = np.flatnonzero(np.frombuffer(self.body, dtype=np.uint8) == 10) + 1
-        if len(ends) != ready.num_rows:
-            raise ValueError("a CSV field holds a line break; ids and codes must be validated first")
-        self.starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-        self.ends = ends.astype(np.int64)
+        n = ready.num_rows
+        k = ready.num_columns
+        cols = [_text_column(c, check=chk, line_end=(i == k - 1)) for i, (c, chk) in enumerate(zip(ready.columns, check, strict=True))]
+        if sum(c.nbytes for c in cols) + n * k >= 1 << 31:  # beyond 32-bit offsets
+            cols = [c.cast(pa.large_string()) for c in cols]
+        lines = pc.binary_join_element_wise(*cols, ",") if cols else pa.array([], pa.string())
+        wide = pa.types.is_large_string(lines.type)
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64 if wide else np.int32, count=n + 1, offset=lines.offset * (8 if wide else 4)).astype(np.int64)
+        first = int(offsets[0]) if n else 0
+        self.body = lines.buffers()[2][first : int(offsets[-1])] if n else pa.py_buffer(b"")
+        self.starts = offsets[:-1] - first
+        self.ends = offsets[1:] - first
+
+    def chunks(self) -> list:
+        """The whole CSV as byte chunks (header, body) for :meth:`RunStore.write` -- no copy."""
+        return [self.header, memoryview(self.body)]
 
     def whole(self) -> bytes:
-        return self.header + self.body
+        return self.header + self.body.to_pybytes()
 
-    def subset(self, rows: np.ndarray) -> bytes:
-        """The CSV of ``rows`` (ascending row indices), header included."""
+    def subset_chunks(self, rows: np.ndarray) -> list:
+        """The CSV of ``rows`` (ascending row indices) as byte chunks, header first."""
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
-            return self.header
+            return [self.header]
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         first = rows[np.r_[0, breaks]]
         last = rows[np.r_[breaks - 1, len(rows) - 1]]
         body = memoryview(self.body)
-        return self.header + b"".join(body[s:e] for s, e in zip(self.starts[first], self.ends[last], strict=True))
+        return [self.header, *(body[s:e] for s, e in zip(self.starts[first].tolist(), self.ends[last].tolist(), strict=True))]
+
+    def subset(self, rows: np.ndarray) -> bytes:
+        """The CSV of ``rows`` (ascending row indices), header included."""
+        return b"".join(self.subset_chunks(rows))
+
+
+_STRUCTURAL = r'[,"\r\n]'
+
+
+def _text_column(col: pa.ChunkedArray | pa.Array, *, check: bool, line_end: bool) -> pa.Array:
+    """One CSV field column as one plain string array: nulls empty, ``line_end`` appends
+    the newline. ``check``: the values came from input data (ids, codes) and may not hold
+    a CSV structural character; formatted numbers and instants need no check."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    out = []
+    for arr in chunks:
+        if pa.types.is_dictionary(arr.type):
+            # Work on the few distinct values, then expand by the indices.
+            values = arr.dictionary.cast(pa.string())
+            if check:
+                _refuse_structural(values)
+            arr = pc.take(_fill_and_end(values, line_end), arr.indices)
+            arr = pc.fill_null(arr, "\n" if line_end else "") if arr.null_count else arr
+        else:
+            if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+                if check:
+                    _refuse_structural(arr)
+            else:
+                arr = arr.cast(pa.string())
+            arr = _fill_and_end(arr, line_end)
+        out.append(arr)
+    if not out:
+        return pa.array([], pa.string())
+    return out[0] if len(out) == 1 else pa.concat_arrays([a.cast(out[0].type) for a in out])
+
+
+def _fill_and_end(arr: pa.Array, line_end: bool) -> pa.Array:
+    if arr.null_count:
+        arr = pc.fill_null(arr, "")
+    return pc.binary_join_element_wise(arr, "", "\n") if line_end else arr
+
+
+def _refuse_structural(values: pa.Array) -> None:
+    if len(values) and pc.any(pc.match_substring_regex(values, _STRUCTURAL)).as_py():
+        raise ValueError("a CSV field holds a comma, quote or line break; ids and codes must be validated first")

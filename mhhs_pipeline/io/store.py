@@ -1,7 +1,7 @@
 """A run directory on any fsspec filesystem: write files with checksums, manifest last.
 
-Files are encoded in memory and written whole (``pipe``), so the sha256 and byte count
-come from the exact bytes landed. The manifest is written only after every data file;
+Files are encoded in memory and written whole, so the sha256 and byte count come from
+the exact bytes landed. The manifest is written only after every data file;
 re-running a run id first removes the old manifest, then the old files, so a reader
 never sees a manifest that lists files of two runs.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import fsspec
@@ -57,14 +58,28 @@ class RunStore:
     def _abs(self, rel: str) -> str:
         return posixpath.join(self.root, join(rel))
 
-    def write(self, rel: str, data: bytes, *, role: str, participant_id: str, dataset: str, fmt: str, rows: int) -> FileRecord:
+    def write(self, rel: str, data: bytes | Sequence[bytes | memoryview], *, role: str, participant_id: str, dataset: str, fmt: str, rows: int) -> FileRecord:
+        """Land one file. ``data``: its bytes, or its byte chunks in order (e.g. a header
+        and byte ranges of a rendering): hashed and written one by one, never joined on a
+        local filesystem; object stores get one joined body (one PUT)."""
         path = self._abs(rel)
         parent = posixpath.dirname(path)
         if self._local and parent not in self._made:
             self.fs.makedirs(parent, exist_ok=True)
             self._made.add(parent)
-        self.fs.pipe_file(path, data)
-        return FileRecord(rel, role, participant_id, dataset, fmt, rows, len(data), hashlib.sha256(data).hexdigest())
+        chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+        if not self._local:
+            self.fs.pipe_file(path, b"".join(chunks) if len(chunks) > 1 else bytes(chunks[0]) if chunks else b"")
+        else:
+            with open(path, "wb") as f:  # the local path fsspec resolved; a plain buffered write
+                for chunk in chunks:
+                    f.write(chunk)
+        return FileRecord(rel, role, participant_id, dataset, fmt, rows, size, digest.hexdigest())
 
     def read(self, rel: str) -> bytes:
         return self.fs.cat_file(self._abs(rel))

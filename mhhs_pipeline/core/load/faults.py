@@ -34,6 +34,7 @@ import pyarrow as pa
 from mhhs_pipeline.core import streams
 from mhhs_pipeline.core.calendar import EPOCH_DAY
 from mhhs_pipeline.core.load.weather import GSP_GROUPS, declination_rad, hour_angle_rad
+from mhhs_pipeline.core.schema import dictionary_strings
 
 OUTAGE, MISSING, ZERO_RUN, SPIKE, MAX_VALUE, UNIT_SLIP, DUPLICATE, OFF_GRID, LATE = (1 << k for k in range(9))
 FAULT_TYPES = {
@@ -82,6 +83,10 @@ GROUND_TRUTH_SCHEMA = pa.schema(
         pa.field("estimation_reason", pa.int16(), nullable=True),
     ]
 )
+
+# The generator builds these with dictionary-coded strings (see core.schema.dictionary_strings).
+RAW_WORK_SCHEMA = dictionary_strings(RAW_SCHEMA)
+TRUTH_WORK_SCHEMA = dictionary_strings(GROUND_TRUTH_SCHEMA)
 
 _INV24 = 1.0 / float(1 << 24)
 _U16 = np.uint64(0xFFFF)
@@ -318,8 +323,9 @@ def _raw_rows(scenario, sim, plan: FaultPlan) -> _Raw:
     return _Raw(idx, dup, value, smart, read_us, received)
 
 
-def _strings(values: list[str], codes: np.ndarray) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), pa.array(values)).cast(pa.string())
+def _strings(values: list[str], codes: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:
+    """Dictionary-coded strings: ``values[codes]`` (null where ``mask``)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32), mask=mask), pa.array(values, pa.string()))
 
 
 def raw_reads(scenario, sim, plan: FaultPlan, raw: _Raw | None = None) -> tuple[pa.Table, np.ndarray]:
@@ -340,7 +346,7 @@ def raw_reads(scenario, sim, plan: FaultPlan, raw: _Raw | None = None) -> tuple[
             "received_at_utc": pa.array(raw.received_us.astype("datetime64[us]"), pa.timestamp("us", tz="UTC")),
             "source": _strings(["AMR", "DCC"], raw.smart.astype(np.int32)),
         },
-        schema=RAW_SCHEMA,
+        schema=RAW_WORK_SCHEMA,
     )
     return table, sim.reg_idx[rows, t // 48]
 
@@ -364,7 +370,7 @@ def ground_truth(scenario, sim, plan: FaultPlan, canonical: Canonical, raw: _Raw
         present = has_raw[sel]
         parts.append((bit, name, f, np.where(present, r, -1)))
     if not parts:
-        return GROUND_TRUTH_SCHEMA.empty_table(), np.zeros(0, dtype=np.int64)
+        return TRUTH_WORK_SCHEMA.empty_table(), np.zeros(0, dtype=np.int64)
     bits = np.concatenate([np.full(len(p[2]), p[0]) for p in parts])
     names = [p[1] for p in parts]
     name_code = np.concatenate([np.full(len(p[2]), i) for i, p in enumerate(parts)])
@@ -393,13 +399,13 @@ def ground_truth(scenario, sim, plan: FaultPlan, canonical: Canonical, raw: _Raw
             "fault_event_id": pa.array(event_id, pa.int64()),
             "true_kwh": pa.array(canonical.true_kwh.reshape(-1)[flat], pa.float64()),
             "raw_value": pa.array(raw.value[rsafe] if len(raw.value) else np.zeros(len(flat)), pa.float64(), mask=~ok),
-            "raw_unit": pa.array(np.where(raw.smart[rsafe], "Wh", "kWh") if len(raw.value) else np.full(len(flat), "Wh"), pa.string(), mask=~ok),
+            "raw_unit": _strings(["kWh", "Wh"], raw.smart[rsafe] if len(raw.value) else np.ones(len(flat)), mask=~ok),
             "raw_read_timestamp_utc": pa.array((raw.read_us[rsafe] if len(raw.value) else np.zeros(len(flat), dtype=np.int64)).astype("datetime64[us]"), pa.timestamp("us", tz="UTC"), mask=~ok),
             "raw_received_at_utc": pa.array((raw.received_us[rsafe] if len(raw.value) else np.zeros(len(flat), dtype=np.int64)).astype("datetime64[us]"), pa.timestamp("us", tz="UTC"), mask=~ok),
             "consumption_kwh": pa.array(canonical.kwh.reshape(-1)[flat], pa.float64()),
-            "quality": pa.array(np.where(est, "E", "A")),
+            "quality": _strings(["A", "E"], est),
             "estimation_reason": pa.array(canonical.reason.reshape(-1)[flat], pa.int16(), mask=~est),
         },
-        schema=GROUND_TRUTH_SCHEMA,
+        schema=TRUTH_WORK_SCHEMA,
     )
     return table, sim.reg_idx[rows, t // 48]

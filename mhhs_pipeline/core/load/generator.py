@@ -47,11 +47,12 @@ from mhhs_pipeline.core.load.daily import (
 )
 from mhhs_pipeline.core.load.weather import GSP_GROUPS, lighting_profile
 from mhhs_pipeline.core.registrations import registrations_on_days
-from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA
+from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, dictionary_strings
 from mhhs_pipeline.spec.scenario import Scenario
 
 LOOKBACK_DAYS = 3  # blocks (EV, night heating) started up to 3 days earlier can reach into a window
 MQ_CODES = ("AI", "AE", "RI", "RE")
+WORK_SCHEMA = dictionary_strings(CONSUMPTION_SCHEMA)  # what the generator builds (see core.schema)
 
 
 @dataclass(frozen=True)
@@ -267,17 +268,17 @@ def _table(sim: Simulation, kwh: np.ndarray, quality_e: np.ndarray, reason: np.n
     mq_vals = pa.array(list(MQ_CODES))
     table = pa.table(
         {
-            "mpan_core": pa.DictionaryArray.from_arrays(pa.array(sim.series_mpan[series_of_row].astype(np.int32)), core_dict).cast(pa.string()),
-            "measurement_quantity": pa.DictionaryArray.from_arrays(pa.array(sim.series_mq[series_of_row].astype(np.int32)), mq_vals).cast(pa.string()),
+            "mpan_core": pa.DictionaryArray.from_arrays(pa.array(sim.series_mpan[series_of_row].astype(np.int32)), core_dict),
+            "measurement_quantity": pa.DictionaryArray.from_arrays(pa.array(sim.series_mq[series_of_row].astype(np.int32)), mq_vals),
             "period_end_utc": pa.array(grid.period_end_utc[hh_of_row], pa.timestamp("us", tz="UTC")),
             "settlement_date": pa.array(grid.settlement_date_local[hh_of_row], pa.date32()),
             "settlement_period": pa.array(grid.settlement_period_local[hh_of_row], pa.int16()),
             "consumption_kwh": pa.array(kwh.reshape(-1)[flat_idx], pa.float64()),
-            "quality": pa.DictionaryArray.from_arrays(pa.array(est.astype(np.int32)), pa.array(["A", "E"])).cast(pa.string()),
+            "quality": pa.DictionaryArray.from_arrays(pa.array(est.astype(np.int32)), pa.array(["A", "E"])),
             "estimation_reason": pa.array(np.where(est, reason.reshape(-1)[flat_idx], 0).astype(np.int16), pa.int16(), mask=~est),
-            "provenance": pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(flat_idx), dtype=np.int32)), pa.array(["manufactured"])).cast(pa.string()),
+            "provenance": pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(flat_idx), dtype=np.int32)), pa.array(["manufactured"])),
         },
-        schema=CONSUMPTION_SCHEMA,
+        schema=WORK_SCHEMA,
     )
     reg_row = sim.reg_idx[sim.series_mpan[series_of_row], day_of_row]
     return GeneratedConsumption(table=table, registration_row=reg_row)
