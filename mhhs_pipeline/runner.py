@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -72,11 +71,11 @@ def run_unit(job: UnitJob) -> UnitResult:
     ctx = UnitContext(scenario, RunStore(job.out_url, job.run_id), reg, unit.first_day, unit.last_day)
     formats = set(scenario.outputs.formats)
     csv_on = "csv" in formats
-    # CSV and UTC wide CSV slices are cut from one rendering per unit; the other formats
-    # need the rows themselves.
-    needs_rows = bool(formats - {"csv", "csv_wide"})
+    # CSV and wide CSV slices are cut from one rendering per unit; the other formats need
+    # the rows themselves.
+    needs_rows = bool(formats - {"csv", "csv_wide", "csv_wide_local"})
     rendered = RenderedCsv(table) if csv_on else None
-    wide = render_wide(table, local=False) if "csv_wide" in formats else None
+    wides = {fmt: render_wide(table, local=fmt == "csv_wide_local") for fmt in ("csv_wide", "csv_wide_local") if fmt in formats}
     for sl in consumption_slices(reg, reg_rows_all):
         whole = sl.role == "central"
         part = table if whole or not needs_rows else table.take(sl.rows)
@@ -84,14 +83,8 @@ def run_unit(job: UnitJob) -> UnitResult:
         pre = {}
         if rendered:
             pre["csv"] = rendered.chunks() if whole else rendered.subset_chunks(sl.rows)
-        if wide:
-            text, first_row, _ = wide
-            if whole:
-                pre["csv_wide"] = text.chunks()
-            else:
-                mine = np.zeros(table.num_rows, dtype=bool)
-                mine[sl.rows] = True
-                pre["csv_wide"] = text.subset_chunks(np.flatnonzero(mine[first_row]))
+        for fmt, wide in wides.items():
+            pre[fmt] = wide.chunks() if whole else wide.subset_chunks(table, sl.rows)
         result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, pre_encoded=pre, n_rows=len(sl.rows))
 
     if out is not None:

@@ -14,11 +14,12 @@ from conftest import QUICKSTART, scenario
 
 from mhhs_pipeline import stages
 from mhhs_pipeline.core.load import generate_consumption
+from mhhs_pipeline.core.participants import consumption_slices
 from mhhs_pipeline.core.registrations import synthesise_registrations
 from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, plain_strings
 from mhhs_pipeline.formats.compression import compress, decompress
 from mhhs_pipeline.formats.tabular import RenderedCsv, decode_csv, encode_csv, encode_parquet
-from mhhs_pipeline.formats.wide import encode_wide_csv
+from mhhs_pipeline.formats.wide import encode_wide_csv, render_wide
 from mhhs_pipeline.io.store import RunStore
 from mhhs_pipeline.validate import validate_run
 
@@ -153,3 +154,24 @@ def test_csv_rendering_cuts_subsets_prints_nulls_empty_and_refuses_structural_ch
         for arr in (pa.array([bad, "ok"]), pa.array([bad, "ok"]).dictionary_encode()):
             with pytest.raises(ValueError, match="comma, quote or line break"):
                 RenderedCsv(pa.table({"mpan_core": arr, "n": [1, 2]}))
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_participant_wide_csv_cut_from_the_unit_equals_its_own_pivot(local):
+    # Summer (BST) with frequent changes of supplier: in the local view the day of a change
+    # is shared by two suppliers (its first hour is the previous UTC day's).
+    sc = scenario(**{"window.start": "2026-06-01", "window.end": "2026-06-20", "population.change_of_supplier_rate_per_year": 3.0})
+    reg = synthesise_registrations(sc, 0, 60)
+    gen = generate_consumption(sc, reg, sc.window.start, sc.window.end)
+    rendering = render_wide(gen.table, local=local)
+    assert rendering.text.whole() == encode_wide_csv(gen.table, local=local)
+    shared_lines = 0
+    for sl in consumption_slices(reg, gen.registration_row):
+        if sl.role == "central":
+            continue
+        cut = b"".join(rendering.subset_chunks(gen.table, sl.rows))
+        assert cut == encode_wide_csv(gen.table.take(sl.rows), local=local), (sl.role, sl.participant_id)
+        own = np.bincount(rendering.line_of_row[sl.rows], minlength=len(rendering.periods))
+        shared_lines += int(((own > 0) & (own < rendering.periods)).sum())
+    # A UTC day's line always belongs to one registration; local days can be shared.
+    assert (shared_lines > 0) == local

@@ -56,7 +56,8 @@ def consumption_slices(registrations: pa.Table, registration_row: np.ndarray) ->
     out: list[Slice] = []
     for role, per_reg in (("supplier", supplier), ("data_service", data_service), ("ldso", ldso)):
         uniq, code = np.unique(per_reg, return_inverse=True)
-        row_code = code[registration_row]
+        # Few participants: 16-bit codes make numpy's stable sort a radix sort (~5x faster).
+        row_code = code.astype(np.int16 if len(uniq) < 2**15 else np.int64)[registration_row]
         for sl in _group(row_code, role):
             out.append(Slice(role, str(uniq[int(sl.participant_id)]), sl.rows))
     out.append(Slice("central", CENTRAL_ID, np.arange(len(registration_row), dtype=np.int64)))

@@ -154,10 +154,11 @@ class RenderedCsv:
         self._render(names, csv_ready(table), check)
 
     @classmethod
-    def from_ready(cls, names: list[str], ready: pa.Table) -> RenderedCsv:
-        """Render a table whose columns are already formatted as text (e.g. a wide pivot)."""
+    def from_ready(cls, names: list[str], ready: pa.Table, *, checked: bool = False) -> RenderedCsv:
+        """Render a table whose columns are already formatted as text (e.g. a wide pivot).
+        ``checked``: the caller has refused structural characters in every input string."""
         obj = cls.__new__(cls)
-        obj._render(names, ready, [True] * ready.num_columns)
+        obj._render(names, ready, [not checked] * ready.num_columns)
         return obj
 
     def _render(self, names: list[str], ready: pa.Table, check: list[bool]) -> None:
@@ -212,13 +213,13 @@ def _text_column(col: pa.ChunkedArray | pa.Array, *, check: bool, line_end: bool
             # Work on the few distinct values, then expand by the indices.
             values = arr.dictionary.cast(pa.string())
             if check:
-                _refuse_structural(values)
+                refuse_structural(values)
             arr = pc.take(_fill_and_end(values, line_end), arr.indices)
             arr = pc.fill_null(arr, "\n" if line_end else "") if arr.null_count else arr
         else:
             if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
                 if check:
-                    _refuse_structural(arr)
+                    refuse_structural(arr)
             else:
                 arr = arr.cast(pa.string())
             arr = _fill_and_end(arr, line_end)
@@ -234,6 +235,7 @@ def _fill_and_end(arr: pa.Array, line_end: bool) -> pa.Array:
     return pc.binary_join_element_wise(arr, "", "\n") if line_end else arr
 
 
-def _refuse_structural(values: pa.Array) -> None:
+def refuse_structural(values: pa.Array) -> None:
+    """Raise if any value holds a comma, quote or line break (we never quote CSV fields)."""
     if len(values) and pc.any(pc.match_substring_regex(values, _STRUCTURAL)).as_py():
         raise ValueError("a CSV field holds a comma, quote or line break; ids and codes must be validated first")

@@ -12,12 +12,14 @@ estimation reason column is not widened (it is rare; see the long format).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mhhs_pipeline.core.calendar import HALF_HOUR
-from mhhs_pipeline.formats.tabular import RenderedCsv, fixed3
+from mhhs_pipeline.formats.tabular import RenderedCsv, fixed3, refuse_structural
 
 
 def _day_and_period(table: pa.Table, local: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -32,34 +34,74 @@ def _day_and_period(table: pa.Table, local: bool) -> tuple[np.ndarray, np.ndarra
     return day, period
 
 
+def _lexical_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the rank of its string among the column's distinct values (so integer
+    order is string order), and the distinct values in that order. Works on the few
+    distinct values, never on per-row strings."""
+    col = col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    col = col.unify_dictionaries()
+    if col.num_chunks == 0 or len(col) == 0:
+        return np.zeros(0, dtype=np.int64), np.array([], dtype=str)
+    values = np.asarray(col.chunk(0).dictionary.to_pylist(), dtype=str)
+    idx = np.concatenate([np.asarray(c.indices.to_numpy(zero_copy_only=False), dtype=np.int64) for c in col.chunks])
+    order = np.argsort(values, kind="stable")
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(values))
+    return rank[idx], values[order]
+
+
+@dataclass(frozen=True)
+class _Pivot:
+    table: pa.Table  # one row per (MPAN, MQ, day), ordered by MPAN, MQ, day
+    first_row: np.ndarray  # per wide row: its first canonical row
+    line_of_row: np.ndarray  # per canonical row: its wide row
+
+
 def wide_table(table: pa.Table, *, local: bool) -> pa.Table:
     """Pivot canonical rows into one row per (MPAN, MQ, day)."""
-    return _pivot(table, local=local)[0]
+    return _pivot(table, local=local).table
 
 
-def _pivot(table: pa.Table, *, local: bool) -> tuple[pa.Table, np.ndarray]:
-    """The wide table and, per wide row, the index of its first canonical row."""
+def _pivot(table: pa.Table, *, local: bool) -> _Pivot:
     n_cols = 50 if local else 48
     day, period = _day_and_period(table, local)
-    cores = np.asarray(table.column("mpan_core").to_numpy(zero_copy_only=False)).astype(str)
-    mqs = np.asarray(table.column("measurement_quantity").to_numpy(zero_copy_only=False)).astype(str)
+    core, core_values = _lexical_codes(table.column("mpan_core"))
+    mq, mq_values = _lexical_codes(table.column("measurement_quantity"))
     day_i = day.astype(np.int64)
-    order = np.lexsort((period, day_i, mqs, cores))
-    cores, mqs, day_i, period = cores[order], mqs[order], day_i[order], period[order]
-    new_group = np.r_[True, (cores[1:] != cores[:-1]) | (mqs[1:] != mqs[:-1]) | (day_i[1:] != day_i[:-1])]
+    d0 = int(day_i.min()) if len(day_i) else 0
+    span = int(day_i.max()) - d0 + 1 if len(day_i) else 1
+    # One integer per row ordered as (MPAN, MQ, day, period); a unit's rows arrive in this
+    # order already, so the sort is usually skipped.
+    line_key = (core * len(mq_values) + mq) * span + (day_i - d0)
+    key = line_key * 64 + period
+    order = np.arange(len(key)) if bool(np.all(key[1:] > key[:-1])) else np.argsort(key, kind="stable")
+    line_key, period = line_key[order], period[order]
+    new_group = np.r_[True, line_key[1:] != line_key[:-1]] if len(line_key) else np.zeros(0, dtype=bool)
     gid = np.cumsum(new_group) - 1
     n_groups = int(gid[-1]) + 1 if len(gid) else 0
     starts = np.flatnonzero(new_group)
     slot = gid * n_cols + (period - 1)
-    values = fixed3(table.column("consumption_kwh").take(pa.array(order)))
-    quality = table.column("quality").take(pa.array(order)).combine_chunks()
+    identity = len(order) == 0 or (order[0] == 0 and order[-1] == len(order) - 1 and bool(np.all(np.diff(order) == 1)))
+    kwh = table.column("consumption_kwh")
+    quality = table.column("quality")
+    if not identity:
+        kwh, quality = kwh.take(pa.array(order)), quality.take(pa.array(order))
+    values = fixed3(kwh)
+    quality = quality.combine_chunks() if isinstance(quality, pa.ChunkedArray) else quality
+    if pa.types.is_dictionary(quality.type):
+        quality = quality.cast(quality.type.value_type)
+    for strings in (pa.array(core_values, pa.string()), pa.array(mq_values, pa.string()), pc.unique(quality)):
+        refuse_structural(strings)  # the only input text in a wide line; the rest we format
     # Position of each (group, period) cell in the sorted rows, -1 where the day has no such period.
     cell = np.full(n_groups * n_cols, -1, dtype=np.int64)
     cell[slot] = np.arange(len(slot))
+    first = order[starts]
     cols: dict[str, pa.Array] = {
-        "mpan_core": pa.array(cores[starts]),
-        "measurement_quantity": pa.array(mqs[starts]),
-        "settlement_date": pa.array(day_i[starts].astype("datetime64[D]"), pa.date32()),
+        "mpan_core": pa.array(core_values[core[first]], pa.string()),
+        "measurement_quantity": pa.array(mq_values[mq[first]], pa.string()),
+        "settlement_date": pa.array(day_i[first].astype("datetime64[D]"), pa.date32()),
         "periods": pa.array(np.bincount(gid, minlength=n_groups).astype(np.int16)),
     }
     idx = cell.reshape(n_groups, n_cols)
@@ -69,18 +111,66 @@ def _pivot(table: pa.Table, *, local: bool) -> tuple[pa.Table, np.ndarray]:
     for p in range(n_cols):
         take = pa.array(idx[:, p], mask=idx[:, p] < 0)
         cols[f"p{p + 1:02d}_quality"] = pc.take(quality, take)
-    return pa.table(cols), order[starts]
+    line_of_row = np.empty(len(order), dtype=np.int64)
+    line_of_row[order] = gid
+    return _Pivot(pa.table(cols), first, line_of_row)
 
 
-def render_wide(table: pa.Table, *, local: bool) -> tuple[RenderedCsv, np.ndarray, np.ndarray]:
-    """The wide CSV of a whole unit, rendered once: (text, first canonical row of each line,
-    values on each line). In the UTC view a line (MPAN, MQ, UTC day) belongs to one
-    registration, so a participant's wide CSV is a subset of these lines."""
-    wide, first_row = _pivot(table, local=local)
+@dataclass(frozen=True)
+class WideRendering:
+    """A unit's wide CSV rendered once, and what is needed to cut a participant's from it."""
+
+    text: RenderedCsv
+    first_row: np.ndarray  # per line: its first canonical row
+    line_of_row: np.ndarray  # per canonical row: its line
+    periods: np.ndarray  # per line: the values it holds
+    local: bool
+
+    def chunks(self) -> list:
+        return self.text.chunks()
+
+    def subset_chunks(self, table: pa.Table, rows: np.ndarray) -> list:
+        """The wide CSV of the canonical ``rows`` (ascending) of ``table`` as byte chunks.
+
+        A line whose values all belong to ``rows`` is cut from the unit's text. A line
+        shared with another participant -- in the local view, a BST day whose first hour
+        falls in the UTC day before a change of supplier -- is pivoted from ``rows``'
+        values alone, so each participant sees only its own half hours.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        lines = self.line_of_row[rows]
+        own = np.bincount(lines, minlength=len(self.periods))
+        full = own == self.periods
+        shared = (own > 0) & ~full
+        if not shared.any():
+            return self.text.subset_chunks(np.flatnonzero(full))
+        part = render_wide(table.take(pa.array(rows[shared[lines]])), local=self.local).text
+        keep = np.flatnonzero(own > 0)
+        is_full = full[keep]
+        # Segments: runs of consecutive wholly-owned lines, and single shared lines.
+        brk = np.r_[True, ~is_full[1:] | ~is_full[:-1] | (np.diff(keep) != 1)]
+        seg_start = np.flatnonzero(brk)
+        seg_end = np.r_[seg_start[1:], len(keep)]
+        body, part_body = memoryview(self.text.body), memoryview(part.body)
+        out, j = [self.text.header], 0
+        for a, b in zip(seg_start.tolist(), seg_end.tolist(), strict=True):
+            if is_full[a]:
+                out.append(body[self.text.starts[keep[a]] : self.text.ends[keep[b - 1]]])
+            else:
+                out.append(part_body[part.starts[j] : part.ends[j]])
+                j += 1
+        return out
+
+
+def render_wide(table: pa.Table, *, local: bool) -> WideRendering:
+    """The wide CSV of a whole unit, rendered once, with the maps to cut participants' from it."""
+    pv = _pivot(table, local=local)
+    wide = pv.table
     dates = pc.strftime(wide.column("settlement_date").cast(pa.timestamp("s")), format="%Y-%m-%d")
     ready = wide.set_column(2, "settlement_date", dates)
-    return RenderedCsv.from_ready(wide.column_names, ready), first_row, wide.column("periods").to_numpy().astype(np.int64)
+    periods = wide.column("periods").to_numpy().astype(np.int64)
+    return WideRendering(RenderedCsv.from_ready(wide.column_names, ready, checked=True), pv.first_row, pv.line_of_row, periods, local)
 
 
 def encode_wide_csv(table: pa.Table, *, local: bool) -> bytes:
-    return render_wide(table, local=local)[0].whole()
+    return render_wide(table, local=local).text.whole()
