@@ -1,7 +1,7 @@
 """Market-scale benchmark (issue 6): throughput, baseline, scaling, memory, size, in one run.
 
     .venv/bin/python -m benchmarks.run [--quick] [--workers N] [--out DIR] [--profile]
-        [--sections parquet,scaling,memory,mixed,csv,quickstart,profile] [--scale F]
+        [--sections parquet,scaling,memory,mixed,csv,quickstart,stages,profile] [--scale F]
         [--sizes parquet=16000,csv=6000,mixed=2000] [--dask-malloc-trim]
 
 (``make bench`` runs it with the defaults: ~7 min on 2 cores.) Every measurement runs in
@@ -32,6 +32,9 @@ mixed       The quickstart's formats (read from configs/quickstart.yaml) on the 
             (wide CSV, IF-021, DCC XML) are written in our wall time but not counted.
 quickstart  ``python -m flows.cli run configs/quickstart.yaml --out TMP --no-progress`` as a
             subprocess: the user's wall time, Prefect's temporary server included.
+stages      one work unit in this process, stage by stage (``benchmarks.stage_costs``):
+            CPU seconds of generation, slicing, Parquet encoding, CSV rendering, sha256
+            and file writes, per row written -- what bounds the end-to-end rates.
 profile     (``--profile``) one work unit per format set under pyinstrument, in this
             process; text profiles and a hot-spot table go to the output folder.
 
@@ -97,7 +100,7 @@ QUICK = {
     },
     "quickstart_args": ["--mpans", "200"],
 }
-SECTIONS = ("parquet", "csv", "scaling", "memory", "mixed", "quickstart", "profile")
+SECTIONS = ("parquet", "csv", "scaling", "memory", "mixed", "quickstart", "stages", "profile")
 CSV_BYTES_PER_ROW = 80  # for the free-disk check before a CSV run
 SCALING_MAX_UNITS = 32  # the 1-worker run's units; more are extrapolated (T1 = t x planned / run)
 
@@ -846,6 +849,12 @@ def build_report(res: dict) -> tuple[str, list[dict]]:
             "not an issue-6 floor",
         )
 
+    # ---- stages
+    if "stages" in res:
+        from benchmarks.stage_costs import markdown as stage_markdown
+
+        lines += stage_markdown(res["stages"])
+
     # ---- profile
     if "profile" in res:
         lines += [
@@ -1139,6 +1148,12 @@ def main(argv: list[str] | None = None) -> int:
                 res["quickstart"] = q
                 if q["returncode"] != 0:
                     res["errors"]["quickstart"] = q.get("stderr_tail", "")
+        if "stages" in sections:
+            from benchmarks.stage_costs import measure as stage_measure
+
+            st = attempt("stages", lambda: stage_measure(BENCH_SCENARIO, base, tmp_root / "stages"))
+            if st:
+                res["stages"] = st
         if "profile" in sections:
             p = attempt(
                 "profile",
