@@ -13,6 +13,7 @@ become paths (:func:`mhhs_pipeline.io.paths.participant_prefix`).
 from __future__ import annotations
 
 import datetime as dt
+import io
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -21,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mhhs_pipeline.formats.compression import SUFFIX, compress
-from mhhs_pipeline.formats.dcc_xml import encode_dcc_profile_responses
-from mhhs_pipeline.formats.if021 import encode_if021
+from mhhs_pipeline.formats.dcc_xml import iter_dcc_profile_responses
+from mhhs_pipeline.formats.if021 import If021Writer
 from mhhs_pipeline.formats.tabular import encode_csv, encode_parquet
 from mhhs_pipeline.formats.wide import encode_wide_csv
 from mhhs_pipeline.io.paths import participant_prefix
@@ -65,7 +66,7 @@ class UnitContext:
 
 
 def write_tabular(
-    ctx: UnitContext, role: str, pid: str, dataset: str, name: str, table: pa.Table, *, pre_encoded: dict[str, bytes] | None = None, n_rows: int | None = None
+    ctx: UnitContext, role: str, pid: str, dataset: str, name: str, table: pa.Table, *, pre_encoded: dict[str, bytes | list] | None = None, n_rows: int | None = None
 ) -> list[FileRecord]:
     """Every tabular format of one dataset slice. ``pre_encoded``: formats whose text was
     already cut from the unit's rendering (:class:`~mhhs_pipeline.formats.tabular.RenderedCsv`);
@@ -123,19 +124,23 @@ def _mpan_statics(reg: pa.Table) -> pa.Table:
 
 
 def _if021(ctx: UnitContext, table: pa.Table, registration_row: np.ndarray) -> tuple[bytes, int]:
-    """IF-021 messages; rows are grouped by the data service in force, which issues them."""
-    ds = ctx.data_service_ids[registration_row]
+    """IF-021 messages; rows are grouped by the data service in force, which issues them.
+
+    One array, services in id order: each service's rows are encoded a few MPANs at a time
+    straight into one buffer (no per-service copy of the slice, no per-service text joined
+    again), so the text is held once -- the store takes whole ``bytes``.
+    """
+    services, code = np.unique(ctx.data_service_ids, return_inverse=True)  # per registration row
+    code = code.reshape(-1)[registration_row]
     statics = ctx.mpan_statics
-    parts, total = [], 0
-    for service in np.unique(ds):
-        rows = np.flatnonzero(ds == service)
-        info = statics.append_column("data_service_id", pa.array([service] * statics.num_rows, pa.string()))
-        data, n = encode_if021(table.take(rows), info, sender_timestamp_utc=ctx.sender_timestamp_utc)
-        body = data.strip()[1:-1].strip()
-        if body:
-            parts.append(body)
-        total += n
-    return b"[" + b",".join(parts) + b"]", total
+    sink = io.BytesIO()
+    writer = If021Writer(sink, sender_timestamp_utc=ctx.sender_timestamp_utc)
+    for k in np.flatnonzero(np.bincount(code, minlength=len(services))):
+        info = statics.append_column("data_service_id", pa.array([services[k]] * statics.num_rows, pa.string()))
+        writer.add(table, info, rows=np.flatnonzero(code == k))
+    writer.close()
+    del code
+    return sink.getvalue(), writer.values  # BytesIO hands over its buffer without a copy
 
 
 def _dcc(ctx: UnitContext, pid: str, table: pa.Table, registration_row: np.ndarray) -> list[FileRecord]:
@@ -150,7 +155,11 @@ def _dcc(ctx: UnitContext, pid: str, table: pa.Table, registration_row: np.ndarr
     request = dt.datetime.combine(ctx.last_day + dt.timedelta(days=1), dt.time(2, 0), tzinfo=dt.UTC)
     prefix = participant_prefix("data_service", pid)
     out = []
-    for resp in encode_dcc_profile_responses(table.filter(pa.array(keep)), request_timestamp_utc=request):
+    # Only the four columns the encoder reads are filtered (a copy); documents are written
+    # as they come, so one batch's text is held, not the participant's.
+    rows = table.select(["mpan_core", "measurement_quantity", "period_end_utc", "consumption_kwh"]).filter(pa.array(keep))
+    del flag, seg, keep
+    for resp in iter_dcc_profile_responses(rows, request_timestamp_utc=request):
         out.append(
             ctx.store.write(
                 f"{prefix}/dcc_profile_data/{resp.file_name}", resp[2],

@@ -31,6 +31,7 @@ from mhhs_pipeline.formats.dcc_xml import (
     dcc_file_name,
     encode_dcc_profile_responses,
     esme_device_id,
+    iter_dcc_profile_responses,
 )
 
 DUIS_DIR = Path(__file__).parents[1].parent / "shared/reference/duis"
@@ -360,3 +361,21 @@ def test_module_is_pure():
         "assert not bad & set(sys.modules), bad & set(sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_iterating_yields_the_same_documents_lazily(fortnight, monkeypatch):
+    """``iter_dcc_profile_responses`` yields what ``encode_dcc_profile_responses`` lists, one
+    batch at a time (so a writer holds one batch's text); bad input fails on the first
+    ``next``, before any document is out."""
+    table, docs = fortnight
+    from mhhs_pipeline.formats import dcc_xml
+
+    monkeypatch.setattr(dcc_xml, "_BATCH_ROWS", 100)  # many batches, each under one document
+    it = iter_dcc_profile_responses(table, request_timestamp_utc=REQUEST_UTC)
+    assert not isinstance(it, list)
+    again = list(it)
+    assert again == docs and [d.file_name for d in again] == [d.file_name for d in docs]
+    twice = pa.concat_tables([table, table.slice(3, 1)])
+    lazy = iter_dcc_profile_responses(twice, request_timestamp_utc=REQUEST_UTC)
+    with pytest.raises(ValueError, match="twice"):
+        next(lazy)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import decimal
+import io
 import json
 import re
 from collections import Counter
@@ -634,3 +635,56 @@ def test_sender_timestamp_converted_to_utc(mpan_info, payload_validator):
     s1 = message["payload"]["CommonBlock"]["S1"]
     assert s1["senderTimestamp"] == "2026-06-30T23:30:00+00:00"
     assert "-20260630-" in s1["senderUniqueReference"]
+
+
+def test_parts_give_the_same_bytes(consumption, mpan_info, encoded, monkeypatch):
+    """Encoded a few whole MPANs at a time (bounded memory), the array is byte for byte the
+    one-pass array: messages never span MPANs and parts go in MPAN order."""
+    monkeypatch.setattr(if021, "_PART_ROWS", 1000)  # several parts; one MPAN alone exceeds it
+    kw = {"sender_timestamp_utc": SENDER_TS, "environment_tag": "SIT"}
+    assert encode_if021(consumption, mpan_info, **kw) == encoded
+    # Parts cut with take from chunked dictionary columns (two chunks, two dictionaries) ...
+    half = consumption.num_rows // 2
+    chunks = []
+    for part in (consumption.slice(0, half), consumption.slice(half)):
+        for name in ("mpan_core", "quality"):
+            i = part.schema.get_field_index(name)
+            part = part.set_column(i, name, part.column(name).dictionary_encode())
+        chunks.append(part)
+    assert encode_if021(pa.concat_tables(chunks), mpan_info, **kw) == encoded
+    # ... and as zero-copy slices where the input is already in MPAN order.
+    in_order = consumption.sort_by([("mpan_core", "ascending")])
+    assert encode_if021(in_order, mpan_info, **kw) == encoded
+
+
+def test_writer_appends_row_subsets_as_one_array(consumption, mpan_info, monkeypatch):
+    """Several ``add`` calls (as deliver makes, one per issuing data service) write what
+    joining each subset's own array would give: one array, messages in call order."""
+    monkeypatch.setattr(if021, "_PART_ROWS", 700)
+    kw = {"sender_timestamp_utc": SENDER_TS, "environment_tag": "SIT"}
+    service = np.random.default_rng(3).integers(0, 3, consumption.num_rows)
+    sink = io.BytesIO()
+    writer = if021.If021Writer(sink, **kw)
+    bodies, total = [], 0
+    for rows in (
+        np.flatnonzero(service == 0),
+        np.array([], np.int64),  # no rows: nothing written, no stray comma
+        np.flatnonzero(service == 1),
+        np.flatnonzero(service == 2),
+    ):
+        added = writer.add(consumption, mpan_info, rows=rows)
+        body, n = encode_if021(consumption.take(pa.array(rows, pa.int64())), mpan_info, **kw)
+        assert added == n == len(rows)
+        if n:
+            bodies.append(body[1:-1])
+        total += n
+    writer.close()
+    writer.close()  # idempotent
+    assert sink.getvalue() == b"[" + b",".join(bodies) + b"]"
+    assert writer.values == total == consumption.num_rows
+    assert writer.messages == len(json.loads(sink.getvalue()))
+    with pytest.raises(ValueError, match="closed"):
+        writer.add(consumption, mpan_info)
+    empty = io.BytesIO()
+    if021.If021Writer(empty, **kw).close()
+    assert empty.getvalue() == b"[]"

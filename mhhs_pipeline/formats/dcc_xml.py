@@ -66,6 +66,7 @@ per-document header costs show), 3-4 M values/s for long ones; ~145 bytes a valu
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -82,6 +83,7 @@ __all__ = [
     "dcc_file_name",
     "encode_dcc_profile_responses",
     "esme_device_id",
+    "iter_dcc_profile_responses",
 ]
 
 # maxOccurs of LogEntry in MMC Schema V5.4: ReadActiveImportProfileDataRsp (397 days x 48, the
@@ -235,15 +237,28 @@ def esme_device_id(mpan_core: str) -> str:
 def encode_dcc_profile_responses(
     consumption: pa.Table, *, request_timestamp_utc: dt.datetime
 ) -> list[DccResponse]:
+    """Every document of :func:`iter_dcc_profile_responses`, as a list."""
+    return list(
+        iter_dcc_profile_responses(consumption, request_timestamp_utc=request_timestamp_utc)
+    )
+
+
+def iter_dcc_profile_responses(
+    consumption: pa.Table, *, request_timestamp_utc: dt.datetime
+) -> Iterator[DccResponse]:
     """For a canonical consumption table (any MPANs; only AI and AE rows are used), one parsed
     'ra:GBCSResponse' XML document per MPAN x service (4.8.1 Read Active Import Profile Data for AI,
     4.8.3 Read Export Profile Data for AE) x request period (split so no response exceeds the
-    schema's maximum entries). Returns (mpan_core, service_reference e.g. '4.8.1', xml_bytes, n_values).
+    schema's maximum entries). Yields (mpan_core, service_reference e.g. '4.8.1', xml_bytes, n_values).
 
     Documents come sorted by MPAN core, service reference and period, entries in time order,
     whatever the order of the input rows. ``request_timestamp_utc`` must be timezone-aware;
     it stamps the header (no clock is read). Raises ``ValueError`` on malformed MPAN cores,
-    non-finite values, period ends off the half-hour grid, or repeated half hours.
+    non-finite values, period ends off the half-hour grid, or repeated half hours -- all
+    checked before the first document is yielded.
+
+    Documents are yielded one batch of ``_BATCH_ROWS`` entries at a time, so a caller that
+    writes each and lets it go holds one batch's text, not the whole table's.
     """
     if request_timestamp_utc.tzinfo is None or request_timestamp_utc.utcoffset() is None:
         raise ValueError("request_timestamp_utc must be timezone-aware (UTC)")
@@ -256,7 +271,7 @@ def encode_dcc_profile_responses(
     mq = _plain(consumption.column("measurement_quantity"))
     keep = pc.is_in(mq, value_set=pa.array([s.measurement_quantity for s in _SERVICES]))
     if not pc.any(keep).as_py():
-        return []
+        return
     mq = mq.filter(keep)
     mpan = _plain(consumption.column("mpan_core")).filter(keep)
     end_us = _plain(consumption.column("period_end_utc")).filter(keep)
@@ -309,7 +324,9 @@ def encode_dcc_profile_responses(
     doc_start = np.flatnonzero(new_doc)
     doc_end = np.append(doc_start[1:], n)
 
-    out: list[DccResponse] = []
+    # While documents are yielded, keep only what the loop reads.
+    del mq, mpan, kwh, keep, mpan_ok, end_us, same_mpan, same_service, in_order
+    del new_group, group_start, group_first_day, window_days, window, new_doc
     for first_doc, stop_doc in _batches(doc_start, doc_end, service[doc_start]):
         svc = _SERVICES[service[doc_start[first_doc]]]
         b0, b1 = int(doc_start[first_doc]), int(doc_end[stop_doc - 1])
@@ -318,12 +335,10 @@ def encode_dcc_profile_responses(
             i0, i1 = int(doc_start[d]), int(doc_end[d])
             body = entries[offsets[i0 - b0] : offsets[i1 - b0]]
             first, last = int(day[i0]), int(day[i1 - 1])
-            out.append(
-                _document(
-                    svc, int(mpan_num[i0]), first, last, i1 - i0, body, request_ms, header_time
-                )
+            yield _document(
+                svc, int(mpan_num[i0]), first, last, i1 - i0, body, request_ms, header_time
             )
-    return out
+        del entries, body  # this batch's text now lives only in the documents yielded
 
 
 # --- internals -------------------------------------------------------------------------
