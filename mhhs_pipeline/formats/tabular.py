@@ -149,9 +149,7 @@ class RenderedCsv:
     """
 
     def __init__(self, table: pa.Table):
-        names = table.column_names
-        check = [pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t) for t in table.schema.types]
-        self._render(names, csv_ready(table), check)
+        self._join(table.column_names, _merge_coded(_fields(table)), table.num_rows)
 
     @classmethod
     def from_ready(cls, names: list[str], ready: pa.Table, *, checked: bool = False) -> RenderedCsv:
@@ -162,10 +160,17 @@ class RenderedCsv:
         return obj
 
     def _render(self, names: list[str], ready: pa.Table, check: list[bool]) -> None:
-        self.header = (",".join(names) + "\n").encode()
-        n = ready.num_rows
         k = ready.num_columns
         cols = [_text_column(c, check=chk, line_end=(i == k - 1)) for i, (c, chk) in enumerate(zip(ready.columns, check, strict=True))]
+        self._join(names, cols, ready.num_rows, line_end_added=True)
+
+    def _join(self, names: list[str], cols: list[pa.Array], n: int, *, line_end_added: bool = False) -> None:
+        """Lines from field columns (plain text, or dictionary-coded text expanded here)."""
+        self.header = (",".join(names) + "\n").encode()
+        k = len(cols)
+        if not line_end_added and cols:
+            cols[-1] = _with_line_end(cols[-1])
+        cols = [pc.take(c.dictionary, c.indices) if pa.types.is_dictionary(c.type) else c for c in cols]
         if sum(c.nbytes for c in cols) + n * k >= 1 << 31:  # beyond 32-bit offsets
             cols = [c.cast(pa.large_string()) for c in cols]
         lines = pc.binary_join_element_wise(*cols, ",") if cols else pa.array([], pa.string())
@@ -200,6 +205,115 @@ class RenderedCsv:
 
 
 _STRUCTURAL = r'[,"\r\n]'
+_MERGE_MAX_CODES = 1 << 22  # dense code space of a merged field (a bool and an int32 per code)
+
+
+def _coded(codes: np.ndarray, text: pa.Array) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), text)
+
+
+def _fields(table: pa.Table) -> list[pa.Array]:
+    """Each column as CSV field text: dictionary-coded (distinct values formatted once)
+    where the column is a dictionary, an instant, a date or a small-range integer; plain
+    text otherwise (kWh). Nulls are empty fields. Input strings are checked for CSV
+    structural characters; what we format ourselves cannot hold them."""
+    out = []
+    for name in table.column_names:
+        col = table.column(name)
+        if isinstance(col, pa.ChunkedArray):
+            col = col.unify_dictionaries() if pa.types.is_dictionary(col.type) else col
+            col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        out.append(_field(name, col))
+    return out
+
+
+def _field(name: str, arr: pa.Array) -> pa.Array:
+    typ = arr.type
+    if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+        enc = pc.dictionary_encode(arr.cast(pa.timestamp("s")) if pa.types.is_timestamp(typ) else arr)
+        values = enc.dictionary.cast(pa.timestamp("s"))  # whole seconds: %S prints no fraction
+        text = pc.strftime(values, format="%Y-%m-%dT%H:%M:%SZ" if pa.types.is_timestamp(typ) else "%Y-%m-%d")
+        return _with_nulls(enc.indices, text)
+    if name.endswith("_kwh"):
+        return _kwh_field(arr)
+    if pa.types.is_floating(typ):
+        enc = pc.dictionary_encode(arr)  # readings repeat; format each distinct value once
+        return _with_nulls(enc.indices, enc.dictionary.cast(pa.string()))
+    if pa.types.is_integer(typ) and len(arr) > 0 and arr.null_count < len(arr):
+        lo, hi = (v.as_py() for v in pc.min_max(arr).values())
+        if hi - lo < 1 << 16:
+            codes = pc.subtract(arr.cast(pa.int64()), lo).fill_null(hi - lo + 1).to_numpy()
+            text = pa.array([str(v) for v in range(lo, hi + 1)] + [""], pa.string())
+            return _coded(codes, text)
+    if pa.types.is_dictionary(typ):
+        text = arr.dictionary.cast(pa.string())
+        refuse_structural(text)
+        return _with_nulls(arr.indices, text)
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        refuse_structural(arr)
+        return pc.fill_null(arr, "") if arr.null_count else arr
+    arr = arr.cast(pa.string())
+    return pc.fill_null(arr, "") if arr.null_count else arr
+
+
+def _kwh_field(arr: pa.Array) -> pa.Array:
+    """kWh with three decimals, coded by the value in Wh when the range is small (it is:
+    half-hourly energies span a few thousand Wh), else formatted row by row."""
+    if arr.null_count:
+        return pc.if_else(arr.is_null(), pa.scalar("", pa.string()), fixed3(arr.fill_null(0.0)))
+    if len(arr) == 0:
+        return fixed3(arr)
+    milli = np.rint(np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64) * 1000.0).astype(np.int64)
+    lo, hi = int(milli.min()), int(milli.max())
+    if hi - lo >= _MERGE_MAX_CODES:
+        return fixed3(arr)
+    used = np.zeros(hi - lo + 1, dtype=bool)
+    used[milli - lo] = True
+    distinct = np.flatnonzero(used)
+    remap = np.cumsum(used, dtype=np.int64) - 1
+    return _coded(remap[milli - lo], fixed3(pa.array((distinct + lo) / 1000.0)))
+
+
+def _with_nulls(indices: pa.Array, text: pa.Array) -> pa.DictionaryArray:
+    """Dictionary field whose null indices point at an extra empty value."""
+    codes = indices.cast(pa.int32())
+    if codes.null_count:
+        codes = pc.fill_null(codes, len(text))
+        text = pa.concat_arrays([text, pa.array([""], text.type)])
+    return pa.DictionaryArray.from_arrays(codes, text)
+
+
+def _merge_coded(fields: list[pa.Array]) -> list[pa.Array]:
+    """Adjacent dictionary-coded fields joined into one while their code space stays small:
+    e.g. (MPAN, MQ) and (instant, date, period) -- a few thousand distinct texts each,
+    so the per-row work is integer arithmetic and one gather instead of a join per field."""
+    out: list[pa.Array] = []
+    # Merging pays while combinations repeat: keep the code space well under the rows.
+    limit = min(_MERGE_MAX_CODES, len(fields[0]) // 8) if fields else 0
+    for f in fields:
+        prev = out[-1] if out else None
+        if prev is not None and pa.types.is_dictionary(prev.type) and pa.types.is_dictionary(f.type) and len(prev.dictionary) * len(f.dictionary) <= limit:
+            out[-1] = _merge_pair(prev, f)
+        else:
+            out.append(f)
+    return out
+
+
+def _merge_pair(a: pa.DictionaryArray, b: pa.DictionaryArray) -> pa.DictionaryArray:
+    nb = len(b.dictionary)
+    code = a.indices.to_numpy().astype(np.int64) * nb + b.indices.to_numpy()
+    used = np.zeros(len(a.dictionary) * nb, dtype=bool)
+    used[code] = True
+    keys = np.flatnonzero(used)
+    remap = np.cumsum(used, dtype=np.int64) - 1
+    text = pc.binary_join_element_wise(pc.take(a.dictionary, pa.array(keys // nb)), pc.take(b.dictionary, pa.array(keys % nb)), ",")
+    return _coded(remap[code], text)
+
+
+def _with_line_end(field: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(field.type):
+        return pa.DictionaryArray.from_arrays(field.indices, pc.binary_join_element_wise(field.dictionary, "", "\n"))
+    return pc.binary_join_element_wise(field, "", "\n")
 
 
 def _text_column(col: pa.ChunkedArray | pa.Array, *, check: bool, line_end: bool) -> pa.Array:
