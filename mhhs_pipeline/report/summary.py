@@ -42,7 +42,11 @@ def _latest_registration(registrations: pa.Table) -> dict[str, int]:
 
 
 def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(int codes per row, distinct values) without materialising Python strings per row."""
+    """(int codes per row, distinct values in order of first appearance) without materialising
+    Python strings per row."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    if pa.types.is_dictionary(col.type) and chunks and all(c.null_count == 0 for c in chunks):
+        return _dictionary_codes(chunks)
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks else pa.array([], col.type)
     if pa.types.is_dictionary(col.type):
@@ -50,6 +54,31 @@ def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     enc = pc.dictionary_encode(col)
     values = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False)).astype(str)
     return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), values
+
+
+def _dictionary_codes(chunks: list[pa.DictionaryArray]) -> tuple[np.ndarray, np.ndarray]:
+    """``_codes`` of dictionary chunks from their indices: the same codes and values as decoding
+    the strings and encoding them again (what a unit's 1.5 M rows cost most), since the codes
+    number the distinct strings in order of first appearance either way."""
+    # The distinct strings of all dictionaries (which may repeat one), deduplicated by Arrow as
+    # the rows themselves would be.
+    enc = pc.dictionary_encode(pa.concat_arrays([c.dictionary for c in chunks]))
+    strings = np.asarray(enc.dictionary.to_numpy(zero_copy_only=False)).astype(str)
+    string_of = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = np.cumsum([0] + [len(c.dictionary) for c in chunks])
+    # Entry ids: the row's position in the concatenated dictionaries (the indices themselves for one chunk).
+    entries = [c.indices.to_numpy(zero_copy_only=False) for c in chunks]
+    entry = entries[0] if len(chunks) == 1 else np.concatenate([offsets[i] + e.astype(np.int64) for i, e in enumerate(entries)])
+    if not len(entry):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=strings.dtype)
+    # A string first appears at the start of a run of equal entries (a run of one string may
+    # span several entries, which only adds run starts): find the runs, then the order.
+    starts = np.r_[0, np.flatnonzero(entry[1:] != entry[:-1]) + 1]
+    seen, first = np.unique(string_of[entry[starts]], return_index=True)
+    appearance = seen[np.argsort(first, kind="stable")]
+    code_of = np.zeros(len(strings), dtype=np.int64)  # strings no row uses are never looked up
+    code_of[appearance] = np.arange(len(appearance))
+    return code_of[string_of][entry], strings[appearance]
 
 
 _SEASON_OF_MONTH = np.array(["winter", "winter", "spring", "spring", "spring", "summer", "summer", "summer", "autumn", "autumn", "autumn", "winter"])
@@ -78,8 +107,10 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
     rows = np.flatnonzero(keep)
     arch = arch_code_reg[registration_row[rows]]
     core = core_code[rows]
-    period_end = consumption.column("period_end_utc").take(pa.array(rows))
-    end_us = period_end.cast(pa.int64()).to_numpy() if len(rows) else np.zeros(0, dtype=np.int64)
+    # Whole columns to numpy once (no copy for one chunk), then the kept rows gathered.
+    end_col = consumption.column("period_end_utc")
+    end_us = _int64_column(end_col)[rows]
+    period_end = end_us.view("datetime64[us]") if end_col.type.unit == "us" else end_col.to_numpy()[rows].astype("datetime64[us]")
     # Local clock fields of each distinct half hour (a unit has few), then gathered per row.
     first = int(end_us.min()) if len(rows) else 0
     hh = (end_us - first) // 1_800_000_000
@@ -89,12 +120,12 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
     g_month = pc.month(local).to_numpy().astype(np.int64)
     g_key = pc.year(local).to_numpy().astype(np.int64) * 12 + g_month - 1
     g_weekend = (pc.day_of_week(local).to_numpy() >= 5).astype(np.int64)
-    slot, month_key, weekend = g_slot[hh], g_key[hh], g_weekend[hh]
-    season = _SEASON_CODE[g_month - 1][hh] if len(rows) else np.zeros(0, dtype=np.int64)
-    kwh = consumption.column("consumption_kwh").take(pa.array(rows)).to_numpy()
+    g_season = _SEASON_CODE[g_month - 1]
+    kwh = consumption.column("consumption_kwh").to_numpy()[rows]
     na = len(arch_values)
 
-    key = ((arch * 4 + season) * 2 + weekend) * 48 + slot
+    # ((arch * 4 + season) * 2 + weekend) * 48 + slot, with the half hour's part per distinct half hour.
+    key = arch * (4 * 2 * 48) + ((g_season * 2 + g_weekend) * 48 + g_slot)[hh]
     size = na * 4 * 2 * 48
     ksum = np.bincount(key, weights=kwh, minlength=size)
     kcnt = np.bincount(key, minlength=size)
@@ -110,9 +141,9 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
         },
         schema=SHAPE_SCHEMA,
     )
-    m0 = int(month_key.min()) if len(month_key) else 0
-    nm = int(month_key.max()) - m0 + 1 if len(month_key) else 1
-    mk = arch * nm + (month_key - m0)
+    m0 = int(g_key[hh].min()) if len(hh) else 0
+    nm = int(g_key[hh].max()) - m0 + 1 if len(hh) else 1
+    mk = arch * nm + (g_key - m0)[hh]
     msum = np.bincount(mk, weights=kwh, minlength=na * nm)
     mcnt = np.bincount(mk, minlength=na * nm)
     nz = np.flatnonzero(mcnt)
@@ -148,6 +179,13 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
     return ReportSummary(shape, monthly, mpans, sample, samples_per_archetype)
 
 
+def _int64_column(col: pa.ChunkedArray) -> np.ndarray:
+    """A timestamp column's int64 microseconds (no copy for one chunk)."""
+    if col.num_chunks == 1 and col.null_count == 0:
+        return col.chunk(0).view(pa.int64()).to_numpy()
+    return col.cast(pa.int64()).to_numpy()
+
+
 def _rank(cores: np.ndarray) -> np.ndarray:
     return streams.random_u64(_RANK_KEY, np.asarray(cores).astype(np.uint64))
 
@@ -160,7 +198,7 @@ def _sample(period_end: pa.ChunkedArray, core: np.ndarray, core_values: np.ndarr
     first_arch = np.full(len(core_values), -1)
     first_arch[core] = arch
     chosen = np.zeros(len(core_values), dtype=bool)
-    for a in np.unique(arch):
+    for a in np.flatnonzero(np.bincount(arch)):  # the archetypes present, ascending (np.unique without a sort)
         sel = np.flatnonzero(first_arch == a)
         chosen[sel[np.argsort(rank[sel], kind="stable")[:k]]] = True
     ts = period_end.to_numpy().astype("datetime64[us]") if hasattr(period_end, "to_numpy") else np.asarray(period_end)

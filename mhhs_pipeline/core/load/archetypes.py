@@ -11,7 +11,7 @@ type, activity shapes to a sum of 1 per day type.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -94,6 +94,21 @@ class CompiledModel:
     ev_arrival_slots: tuple[int, int]
     hp_dhw_slots: np.ndarray
     hp_dhw_weights: np.ndarray
+    # Per-model cache of calendar tables (day types of a year or window), see ``memo``.
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def memo(self, key: tuple, make):
+        """``make()`` cached on this model by ``key`` (which must say everything ``make``
+        depends on besides the model). Bounded; arrays come back read-only."""
+        hit = self.cache.get(key)
+        if hit is None:
+            if len(self.cache) >= _MEMO_MAX:
+                self.cache.clear()
+            hit = make()
+            if isinstance(hit, np.ndarray):
+                hit.setflags(write=False)
+            self.cache[key] = hit
+        return hit
 
 
 def _table(fn) -> np.ndarray:
@@ -206,6 +221,7 @@ def _build(model: LoadModel) -> CompiledModel:
 
 
 _CACHE: dict[str, CompiledModel] = {}
+_MEMO_MAX = 64  # calendar tables cached per compiled model (a few years and windows)
 
 
 def compile_model(model: LoadModel) -> CompiledModel:

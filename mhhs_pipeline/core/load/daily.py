@@ -12,6 +12,7 @@ MPAN and its linked import MPAN) are solved jointly: see :mod:`.pv`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,12 +41,31 @@ from mhhs_pipeline.core.load.weather import (
 _U16 = np.uint64(0xFFFF)
 
 
+_LITTLE_ENDIAN = sys.byteorder == "little"
+_U16_32 = np.uint32(0xFFFF)
+_S16_32 = np.uint32(16)
+
+
 def irwin_hall_normal(u64: np.ndarray) -> np.ndarray:
     """Approximately standard normal from the low 48 bits of one 64-bit draw (three 16-bit uniforms)."""
-    a = (u64 & _U16).astype(np.float64)
-    b = ((u64 >> np.uint64(16)) & _U16).astype(np.float64)
-    c = ((u64 >> np.uint64(32)) & _U16).astype(np.float64)
-    return ((a + b + c) / 65536.0 - 1.5) * 2.0
+    if not (_LITTLE_ENDIAN and isinstance(u64, np.ndarray) and u64.ndim and u64.dtype == np.uint64):
+        a = (u64 & _U16).astype(np.float64)
+        b = ((u64 >> np.uint64(16)) & _U16).astype(np.float64)
+        c = ((u64 >> np.uint64(32)) & _U16).astype(np.float64)
+        return ((a + b + c) / 65536.0 - 1.5) * 2.0
+    # ((a + b + c) / 65536 - 1.5) * 2 is exact in float64 for 16-bit a, b, c, so it equals
+    # (a + b + c - 98304) / 32768, computed here in 32-bit integers (half the memory traffic
+    # of the 64-bit draws) and converted once: the same bits, a market-scale unit draws millions.
+    halves = np.ascontiguousarray(u64).view(np.uint32).reshape(-1, 2)  # [low 32 bits, high 32 bits]
+    low = halves[:, 0]
+    total = low & _U16_32
+    total += low >> _S16_32
+    total += halves[:, 1] & _U16_32
+    centred = total.view(np.int32)
+    centred -= 98304
+    out = centred.astype(np.float64)
+    out *= 1.0 / 32768.0
+    return out.reshape(u64.shape)
 
 
 def top16_uniform(u64: np.ndarray) -> np.ndarray:
@@ -85,14 +105,18 @@ def mpan_attributes(reg: pa.Table) -> Mpans:
 
     cores = core[rows]
     gsp_names = pick("gsp_group").astype(str)
-    gsp = np.array([GSP_INDEX.get(g, GSP_INDEX["_C"]) for g in gsp_names], dtype=np.int64)
+    names, name_of = np.unique(gsp_names, return_inverse=True)  # look up each distinct group once
+    gsp = np.array([GSP_INDEX.get(g, GSP_INDEX["_C"]) for g in names], dtype=np.int64)[name_of.reshape(-1)]
     domestic = pick("domestic_premise").astype(bool)
     arch = archetype_index(pick("archetype"), domestic)
     exporting = pick("energy_direction").astype(str) == "E"
     arch = np.where(exporting, PV_EXPORT, np.where(arch == PV_EXPORT, ARCH_INDEX["domestic_unrestricted"], arch))
     linked = pick("linked_import_mpan") if "linked_import_mpan" in reg.column_names else np.full(len(rows), None)
-    pos = {c: i for i, c in enumerate(cores)}
-    link = np.array([pos.get(lk, -1) if (e and lk is not None) else -1 for lk, e in zip(linked, exporting, strict=True)], dtype=np.int64)
+    link = np.full(len(rows), -1, dtype=np.int64)
+    exp_rows = np.flatnonzero(exporting)  # only export MPANs link (a few per block)
+    if len(exp_rows):
+        pos = {c: i for i, c in enumerate(cores)}
+        link[exp_rows] = [pos.get(lk, -1) if lk is not None else -1 for lk in linked[exp_rows]]
     pv_row = np.full(len(rows), -1, dtype=np.int64)
     has = link >= 0
     pv_row[link[has]] = np.flatnonzero(has)
@@ -324,7 +348,7 @@ def _year_components(seed: int, cm: CompiledModel, m: Mpans, tr: Traits, year: i
     hdd_rel, hp_rel = rel(hdd_g), rel(hp_g)
     cdd_rel = rel(np.minimum(rel(cdd_g), model.heating.cooling_max_relative))
     # Day-type factors and seasonality as small tables [archetype x variant, day], gathered per MPAN.
-    dt = day_variants(cm, days)  # [8, D]
+    dt = cm.memo(("day_variants", year), lambda: day_variants(cm, days))  # [8, D]
     factor_tab = np.where(dt[None] == SATURDAY, cm.saturday_factor[:, None, None], np.where(dt[None] == SUNDAY_OR_HOLIDAY, cm.sunday_factor[:, None, None], 1.0))
     seas = 1.0 + cm.seasonal_amplitude[:, None] * np.cos(2.0 * np.pi * (doy[None, :] - cm.seasonal_peak_doy[:, None]) / 365.25)
     ell_arch = np.where(cm.is_domestic, model.domestic.lighting_share, 0.0)
@@ -333,12 +357,23 @@ def _year_components(seed: int, cm: CompiledModel, m: Mpans, tr: Traits, year: i
     av = a * 8 + variant_of(cm, m, tr)
     r = streams.random_u64(streams.stream_key(seed, "load.daily"), m.key[:, None], days[None, :].astype(np.uint64))
     sig = cm.daily_sigma[a][:, None]
-    noise = np.exp(sig * irwin_hall_normal(r) - 0.5 * sig * sig)
+    # exp(sig z - sig^2 / 2) and (unlit + lit * lighting) * noise * share, in place (the same operations).
+    noise = irwin_hall_normal(r)
+    noise *= sig
+    noise -= 0.5 * sig * sig
+    np.exp(noise, out=noise)
     s_house = 1.0 - tr.s_heat - tr.s_cool - tr.s_dhw - tr.s_ev
-    house = (unlit.reshape(n_arch * 8, -1)[av] + lit.reshape(n_arch * 8, -1)[av] * yw.lighting[g]) * noise * s_house[:, None]
+    house = lit.reshape(n_arch * 8, -1)[av]
+    house *= yw.lighting[g]
+    house += unlit.reshape(n_arch * 8, -1)[av]
+    house *= noise
+    house *= s_house[:, None]
     non_dom = ~cm.is_domestic[a]
     hp = tr.heat_kind == HEAT_PUMP
-    heat = np.where(hp[:, None], hp_rel[g], hdd_rel[g]) * np.sqrt(noise) * tr.s_heat[:, None]
+    # Heat only for the rows with a heating share: elsewhere it is (non-negative) x +0.0 = +0.0.
+    heat = np.zeros_like(noise)
+    hr = np.flatnonzero((tr.s_heat != 0.0) | np.signbit(tr.s_heat))
+    heat[hr] = np.where(hp[hr][:, None], hp_rel[g[hr]], hdd_rel[g[hr]]) * np.sqrt(noise[hr]) * tr.s_heat[hr][:, None]
     nd_rows = np.flatnonzero(non_dom & (tr.s_heat > 0))
     if len(nd_rows):
         heat[nd_rows] *= factor_tab.reshape(n_arch * 8, -1)[av[nd_rows]]
@@ -381,8 +416,9 @@ def daily_energy(seed: int, cm: CompiledModel, m: Mpans, tr: Traits, days: np.nd
             scale, gen, self_use = pvmod.solve_pairs(cm, m, tr, yc, scale, year_day_ordinals(int(year)))
             out["pv"][:, sel] = gen[:, col]
             out["self_use"][:, sel] = self_use[:, col]
-        for k in ("house", "heat", "dhw"):
-            out[k][:, sel] = yc.dense(k)[:, col] * scale[:, None]
+        out["house"][:, sel] = yc.house[:, col] * scale[:, None]
+        out["heat"][:, sel] = yc.heat[:, col] * scale[:, None]
+        out["dhw"][:, sel] = yc.s_dhw[:, None] * yc.dhw_curve[col][None, :] * scale[:, None]  # = dense("dhw")[:, col] * scale
         for k, rows, vals in (("cool", yc.cool_rows, yc.cool), ("ev", yc.ev_rows, yc.ev)):
             if len(rows):
                 block = out[k][rows]

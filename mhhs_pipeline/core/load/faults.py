@@ -100,6 +100,10 @@ class FaultPlan:
     late_days: np.ndarray  # int64 [n, D] days a meter-day's batch arrives late (0 = on time)
     smart: np.ndarray  # bool [S]: DCC (Wh) rather than AMR (kWh)
     entity: np.ndarray  # uint64 [S] series entity for point streams
+    faulty: np.ndarray | None = None  # sorted flat [S*H] positions where codes != 0 (faults are rare)
+
+    def faulty_positions(self) -> np.ndarray:
+        return self.faulty if self.faulty is not None else np.flatnonzero(self.codes)
 
 
 def _frac(u: np.ndarray, shift: int) -> np.ndarray:
@@ -113,15 +117,25 @@ def _runs(key: np.uint64, entity: np.ndarray, ext_days: np.ndarray, rate: float,
     """
     r = len(entity)
     H = n_days * 48
-    if rate <= 0 or r == 0:
-        return np.zeros((r, H), dtype=bool), np.full((r, H), -1, dtype=np.int64)
+    covered = np.zeros((r, H), dtype=bool)
+    start = np.full((r, H), -1, dtype=np.int64)
+    rows, cov, st = _run_rows(key, entity, ext_days, rate, lo, hi, lookback, n_days)
+    covered[rows] = cov
+    start[rows] = st
+    return covered, start
+
+
+def _run_rows(key: np.uint64, entity: np.ndarray, ext_days: np.ndarray, rate: float, lo: int, hi: int, lookback: int, n_days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_runs`` for the rows that have a run only (runs are rare): (rows, covered [k, H], start [k, H])."""
+    H = n_days * 48
+    none = (np.zeros(0, dtype=np.int64), np.zeros((0, H), dtype=bool), np.full((0, H), -1, dtype=np.int64))
+    if rate <= 0 or len(entity) == 0:
+        return none
     u = streams.random_u64(key, entity[:, None], ext_days[None, :].astype(np.uint64))
     hit = (u >> np.uint64(40)).astype(np.float64) * _INV24 < rate
     ri, di = np.nonzero(hit)
-    covered = np.zeros((r, H), dtype=bool)
-    start = np.full((r, H), -1, dtype=np.int64)
     if not len(ri):
-        return covered, start
+        return none
     rows, ki = np.unique(ri, return_inverse=True)  # runs are rare: work on the rows that have one
     span = (len(ext_days) + 1) * 48 + hi
     diff = np.zeros((len(rows), span + 1), dtype=np.int32)
@@ -136,9 +150,16 @@ def _runs(key: np.uint64, entity: np.ndarray, ext_days: np.ndarray, rate: float,
     np.maximum.at(mark, (ki, p0), (ext_days[di] * 48 + slot).astype(np.int64))
     w = slice(lookback * 48, (lookback + n_days) * 48)
     cov = (np.cumsum(diff[:, :-1], axis=1) > 0)[:, w]
-    covered[rows] = cov
-    start[rows] = np.where(cov, np.maximum.accumulate(mark, axis=1)[:, w], -1)
-    return covered, start
+    return rows, cov, np.where(cov, np.maximum.accumulate(mark, axis=1)[:, w], -1)
+
+
+def _series_of(series_mpan: np.ndarray, n: int, meter_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(series whose meter is in ``meter_rows``, the position of that meter in ``meter_rows``)."""
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[meter_rows] = np.arange(len(meter_rows))
+    sp = pos[series_mpan]
+    sel = np.flatnonzero(sp >= 0)
+    return sel, sp[sel]
 
 
 def plan_faults(scenario, sim) -> FaultPlan:
@@ -153,52 +174,71 @@ def plan_faults(scenario, sim) -> FaultPlan:
     entity = meter_key * np.uint64(4) + sim.series_mq.astype(np.uint64)
     lookback = math.ceil(max(fm.comms_outage_halfhours[1], fm.zero_run_halfhours[1]) / 48)
     ext_days = np.arange(sim.days[0] - lookback, sim.days[-1] + 1, dtype=np.int64)
-    live = np.repeat(sim.day_energised[sim.series_mpan], 48, axis=1)  # [S, H]
-    positive = sim.values.reshape(S, H) >= 0.0005  # shows as non-zero at 3 decimals
+    values3 = sim.values.reshape(S, D, 48)
 
+    # Faults are rare: codes start at zero and only the series, days and half hours that have
+    # one are touched (the same bits as masking the whole [S, H] arrays).
     codes = np.zeros((S, H), dtype=np.uint16)
+    event_start = np.full((S, H), -1, dtype=np.int64)
     # Meter-level events: comms outages (all registers of the meter).
-    out_cov, out_start = _runs(streams.stream_key(seed, "fault.outage"), m.key, ext_days, fm.comms_outage_rate_per_meter_day, *fm.comms_outage_halfhours, lookback, D)
-    codes |= np.where(out_cov[sim.series_mpan], OUTAGE, 0).astype(np.uint16)
-    event_start = out_start[sim.series_mpan]
+    o_rows, o_cov, o_start = _run_rows(streams.stream_key(seed, "fault.outage"), m.key, ext_days, fm.comms_outage_rate_per_meter_day, *fm.comms_outage_halfhours, lookback, D)
+    o_series, o_of = _series_of(sim.series_mpan, m.n, o_rows)
+    codes[o_series] |= np.where(o_cov[o_of], OUTAGE, 0).astype(np.uint16)
+    event_start[o_series] = o_start[o_of]
     # Series-level stuck-at-zero runs (only where the true value is not already zero).
-    zr_cov, zr_start = _runs(streams.stream_key(seed, "fault.zero_run"), entity, ext_days, fm.zero_run_rate_per_meter_day, *fm.zero_run_halfhours, lookback, D)
-    zr = zr_cov & positive
-    codes |= np.where(zr, ZERO_RUN, 0).astype(np.uint16)
-    event_start = np.where(zr & (event_start < 0), zr_start, event_start)
-    # Meter-day events: unit slips and late batches.
+    z_rows, z_cov, z_start = _run_rows(streams.stream_key(seed, "fault.zero_run"), entity, ext_days, fm.zero_run_rate_per_meter_day, *fm.zero_run_halfhours, lookback, D)
+    zr = z_cov & (values3[z_rows].reshape(len(z_rows), H) >= 0.0005)  # shows as non-zero at 3 decimals
+    codes[z_rows] |= np.where(zr, ZERO_RUN, 0).astype(np.uint16)
+    es = event_start[z_rows]
+    event_start[z_rows] = np.where(zr & (es < 0), z_start, es)
+    codes3 = codes.reshape(S, D, 48)
+    # Meter-day events: unit slips and late batches (whole series-days).
     wdays = sim.days.astype(np.uint64)
     us = streams.random_u64(streams.stream_key(seed, "fault.unit_slip"), m.key[:, None], wdays[None, :])
     slip_day = (us >> np.uint64(40)).astype(np.float64) * _INV24 < fm.unit_slip_rate_per_meter_day
-    codes |= np.where(np.repeat(slip_day[sim.series_mpan], 48, axis=1) & positive, UNIT_SLIP, 0).astype(np.uint16)
+    ss, sd = np.nonzero(slip_day[sim.series_mpan])
+    codes3[ss, sd] |= np.where(values3[ss, sd] >= 0.0005, UNIT_SLIP, 0).astype(np.uint16)
     ul = streams.random_u64(streams.stream_key(seed, "fault.late"), m.key[:, None], wdays[None, :])
     late = (ul >> np.uint64(40)).astype(np.float64) * _INV24 < fm.late_arrival_rate_per_meter_day
     lo, hi = fm.late_arrival_days
     late_days = np.where(late, lo + np.minimum((_frac(ul, 0) * (hi - lo + 1)).astype(np.int64), hi - lo), 0)
-    codes |= np.where(np.repeat(late[sim.series_mpan], 48, axis=1), LATE, 0).astype(np.uint16)
+    ls, ld = np.nonzero(late[sim.series_mpan])
+    codes3[ls, ld] |= np.uint16(LATE)
     # Point faults, one draw per series and half hour.
     missing = scenario.generation.estimate_share if fm.missing_read_rate is None else fm.missing_read_rate
     rates = np.array([missing, fm.spike_rate, fm.max_value_rate, fm.duplicate_rate, fm.off_grid_rate])
     if rates.sum() > 0:
         up = streams.random_u64(streams.stream_key(seed, "fault.point"), entity[:, None], sim.win.hh[None, :])
-        x = (up >> np.uint64(40)).astype(np.float64) * _INV24
         cum = np.cumsum(rates)
-        point = np.zeros((S, H), dtype=np.uint16)
+        # x = (up >> 40) / 2**24 < cum[-1] exactly when up < ceil(cum[-1] * 2**24) * 2**40 (all
+        # exact): select those candidates with one integer comparison, then test them as always.
+        limit = math.ceil(float(cum[-1]) * (1 << 24)) + 1  # one more: a superset is harmless
+        cand = np.flatnonzero(up < np.uint64(limit << 40)) if limit < (1 << 24) else np.arange(S * H)
+        x = (up.reshape(-1)[cand] >> np.uint64(40)).astype(np.float64) * _INV24
+        point = np.zeros(len(cand), dtype=np.uint16)
         lower = 0.0
         for bit, upper in zip((MISSING, SPIKE, MAX_VALUE, DUPLICATE, OFF_GRID), cum, strict=True):
             point |= np.where((x >= lower) & (x < upper), bit, 0).astype(np.uint16)
             lower = upper
-        codes |= point
+        codes.reshape(-1)[cand] |= point
     # Only what a raw read can show: an absent row carries no other fault, and a read has one
     # value defect at most (a sentinel hides a spike, which hides a unit slip, which hides a zero).
-    codes = np.where(live, codes, 0).astype(np.uint16)
-    codes = np.where(codes & OUTAGE, OUTAGE, np.where(codes & MISSING, MISSING, codes)).astype(np.uint16)
-    value_fault = codes & INVALID
+    # Every rule maps code 0 to 0 and every set event start has a code, so only the non-zero
+    # codes are resolved.
+    flat = np.flatnonzero(codes)
+    c = codes.reshape(-1)[flat]
+    sdi = flat // 48  # series-day
+    live = sim.day_energised[sim.series_mpan[sdi // D], sdi % D]
+    c = np.where(live, c, 0).astype(np.uint16)
+    c = np.where(c & OUTAGE, OUTAGE, np.where(c & MISSING, MISSING, c)).astype(np.uint16)
+    value_fault = c & INVALID
     top = np.where(value_fault & MAX_VALUE, MAX_VALUE, np.where(value_fault & SPIKE, SPIKE, np.where(value_fault & UNIT_SLIP, UNIT_SLIP, value_fault)))
-    codes = ((codes & ~np.uint16(INVALID)) | top).astype(np.uint16)
-    event_start = np.where(live & ((codes & (OUTAGE | ZERO_RUN)) != 0), event_start, -1)
+    c = ((c & ~np.uint16(INVALID)) | top).astype(np.uint16)
+    codes.reshape(-1)[flat] = c
+    es_flat = event_start.reshape(-1)
+    es_flat[flat] = np.where(live & ((c & (OUTAGE | ZERO_RUN)) != 0), es_flat[flat], -1)
     smart = ~m.advanced[sim.series_mpan]
-    return FaultPlan(codes=codes, event_start=event_start, late_days=late_days, smart=smart, entity=entity)
+    return FaultPlan(codes=codes, event_start=event_start, late_days=late_days, smart=smart, entity=entity, faulty=flat[c != 0])
 
 
 @dataclass(frozen=True)
@@ -241,23 +281,31 @@ def canonical_values(sim, plan: FaultPlan) -> Canonical:
     S = len(sim.series_mpan)
     D = len(sim.days)
     true = sim.values.reshape(S, D * 48)
-    est = (plan.codes & ESTIMATED) != 0
-    reason = np.where(
-        (plan.codes & OUTAGE) != 0, REASON_COMMS, np.where((plan.codes & MISSING) != 0, REASON_MISSING, np.where(est, REASON_INVALID, 0))
-    ).astype(np.int16)
-    kwh = true.copy()
-    if est.any():
+    # Flags, reasons and estimates only where a half hour is estimated (rare); rounding is per
+    # value, so the rounded truth is copied and only the estimated days are replaced and rounded.
+    faulty = plan.faulty_positions()
+    fc = plan.codes.reshape(-1)[faulty]
+    est_flat = faulty[(fc & ESTIMATED) != 0]
+    est = np.zeros((S, D * 48), dtype=bool)
+    est.reshape(-1)[est_flat] = True
+    ec = plan.codes.reshape(-1)[est_flat]
+    reason = np.zeros((S, D * 48), dtype=np.int16)
+    reason.reshape(-1)[est_flat] = np.where((ec & OUTAGE) != 0, REASON_COMMS, np.where((ec & MISSING) != 0, REASON_MISSING, REASON_INVALID))
+    true_kwh = np.round(true, 3)
+    kwh = true_kwh.copy()
+    if len(est_flat):
         e3 = est.reshape(S, D, 48)
         t3 = true.reshape(S, D, 48)
-        s_idx, d_idx = np.nonzero(e3.any(axis=2))
+        day = np.unique(est_flat // 48)  # series-days with an estimate, in (series, day) order
+        s_idx, d_idx = day // D, day % D
         mask = e3[s_idx, d_idx]  # [k, 48]
         vals = t3[s_idx, d_idx]
         w = _profile(sim, s_idx, d_idx)
         wsum = w.sum(axis=1, keepdims=True)
         w = np.where(wsum > 0, w / np.where(wsum > 0, wsum, 1.0), 1.0 / 48.0)
         k3 = kwh.reshape(S, D, 48)
-        k3[s_idx, d_idx] = np.where(mask, vals.sum(axis=1, keepdims=True) * w, vals)
-    return Canonical(kwh=np.round(kwh, 3), estimated=est, reason=reason, true_kwh=np.round(true, 3))
+        k3[s_idx, d_idx] = np.round(np.where(mask, vals.sum(axis=1, keepdims=True) * w, vals), 3)
+    return Canonical(kwh=kwh, estimated=est, reason=reason, true_kwh=true_kwh)
 
 
 def _arrival(scenario, sim, plan: FaultPlan) -> np.ndarray:
@@ -280,47 +328,78 @@ class _Raw:
     smart: np.ndarray
     read_us: np.ndarray
     received_us: np.ndarray
+    series: np.ndarray | None = None  # int64 series of each row (idx // H)
+    series_day: np.ndarray | None = None  # int64 series-day of each row (idx // 48 = series * D + day)
 
 
-def raw_rows(scenario, sim, plan: FaultPlan) -> _Raw:
-    """The raw deliveries (values, stamps, arrival) behind ``meter_reads_raw``, computed once."""
-    return _raw_rows(scenario, sim, plan)
+def raw_rows(scenario, sim, plan: FaultPlan, true_kwh: np.ndarray | None = None) -> _Raw:
+    """The raw deliveries (values, stamps, arrival) behind ``meter_reads_raw``, computed once.
+
+    ``true_kwh`` ([S, H], the true values rounded to 3 decimals: ``Canonical.true_kwh``) saves
+    rounding them again."""
+    return _raw_rows(scenario, sim, plan, true_kwh)
 
 
-def _raw_rows(scenario, sim, plan: FaultPlan) -> _Raw:
+def _raw_rows(scenario, sim, plan: FaultPlan, true_kwh: np.ndarray | None = None) -> _Raw:
     fm = scenario.faults
     D = len(sim.days)
     H = D * 48
-    live = np.repeat(sim.day_energised[sim.series_mpan], 48, axis=1).reshape(-1)
     codes = plan.codes.reshape(-1)
-    present = np.flatnonzero(live & ((codes & ABSENT) == 0))
-    dup_count = ((codes[present] & DUPLICATE) != 0).astype(np.int64)
-    idx = np.repeat(present, 1 + dup_count)
-    dup = np.r_[False, idx[1:] == idx[:-1]] if len(idx) else np.zeros(0, dtype=bool)
-    s = idx // H
-    t = idx % H
-    c = codes[idx]
+    # Rows: every half hour of the live (energised, registered) series-days, less the absent
+    # reads, with duplicated reads delivered twice -- built from the rare faulty half hours.
+    live_days = np.flatnonzero(sim.day_energised[sim.series_mpan].reshape(-1))
+    faulty = plan.faulty_positions()
+    fc = codes[faulty]
+    live_pos = (live_days[:, None] * 48 + np.arange(48)).reshape(-1)
+    absent = _among(faulty[(fc & ABSENT) != 0], live_pos)
+    present = np.delete(live_pos, np.searchsorted(live_pos, absent)) if len(absent) else live_pos
+    dups = _among(faulty[((fc & DUPLICATE) != 0) & ((fc & ABSENT) == 0)], present)
+    at = np.searchsorted(present, dups, side="right")  # a duplicate follows its original
+    idx = np.insert(present, at, dups) if len(dups) else present
+    dup = np.zeros(len(idx), dtype=bool)
+    dup[at + np.arange(len(dups))] = True
+    sd = idx // 48  # series-day
+    s = sd // D
+    t = idx - s * H
     smart = plan.smart[s]
-    true = np.round(sim.values.reshape(-1)[idx], 3)
+    true = true_kwh.reshape(-1)[idx] if true_kwh is not None else np.round(sim.values.reshape(-1)[idx], 3)
     scale = np.where(smart, 1000.0, 1.0)
-    value = np.round(true * scale, 3)
-    u = streams.random_u64(streams.stream_key(scenario.seed, "fault.params"), plan.entity[s], sim.win.hh[t])
-    value = np.where((c & ZERO_RUN) != 0, 0.0, value)
-    value = np.where((c & UNIT_SLIP) != 0, value * 1000.0, value)
+    value = true * scale
+    np.round(value, 3, out=value)
+    # Defects and off-grid stamps only on the faulty rows (both deliveries of a duplicate).
+    shown = _among(faulty[((fc & ABSENT) == 0) & ((fc & (ZERO_RUN | UNIT_SLIP | SPIKE | MAX_VALUE | OFF_GRID | DUPLICATE)) != 0)], present)
+    first = np.searchsorted(idx, shown)
+    f_rows = np.sort(np.concatenate([first, first[(codes[shown] & DUPLICATE) != 0] + 1]))
+    c = codes[idx[f_rows]]
+    fs = s[f_rows]
+    u = streams.random_u64(streams.stream_key(scenario.seed, "fault.params"), plan.entity[fs], sim.win.hh[t[f_rows]])
+    fv = value[f_rows]
+    fscale = scale[f_rows]
+    fsmart = smart[f_rows]
+    fv = np.where((c & ZERO_RUN) != 0, 0.0, fv)
+    fv = np.where((c & UNIT_SLIP) != 0, fv * 1000.0, fv)
     lo, hi = fm.spike_factor
     b0, b1 = fm.spike_offset_kwh
-    spike = value * (lo + (hi - lo) * _frac(u, 0)) + np.round((b0 + (b1 - b0) * _frac(u, 16)) * scale, 3)
-    value = np.where((c & SPIKE) != 0, np.round(spike, 3), value)
-    value = np.where((c & MAX_VALUE) != 0, np.where(smart, float(SENTINEL_WH), SENTINEL_WH / 1000.0), value)
-    end_us = sim.grid.period_end_utc.astype("datetime64[us]").astype(np.int64)[t]
+    spike = fv * (lo + (hi - lo) * _frac(u, 0)) + np.round((b0 + (b1 - b0) * _frac(u, 16)) * fscale, 3)
+    fv = np.where((c & SPIKE) != 0, np.round(spike, 3), fv)
+    fv = np.where((c & MAX_VALUE) != 0, np.where(fsmart, float(SENTINEL_WH), SENTINEL_WH / 1000.0), fv)
+    value[f_rows] = fv
+    end_us = sim.grid.period_end_utc.astype("datetime64[us]").astype(np.int64)
+    read_us = end_us[t]
     secs = 1 + np.floor(_frac(u, 32) * fm.off_grid_max_seconds).astype(np.int64)
     sign = np.where(_frac(u, 48) < 0.5, -1, 1)
-    read_us = end_us + np.where((c & OFF_GRID) != 0, sign * secs * 1_000_000, 0)
-    received = _arrival(scenario, sim, plan).reshape(-1)[s * D + t // 48]
+    read_us[f_rows] += np.where((c & OFF_GRID) != 0, sign * secs * 1_000_000, 0)
+    received = _arrival(scenario, sim, plan).reshape(-1)[sd]
     h0, h1 = fm.duplicate_delay_hours
     delay_h = h0 + np.minimum(np.floor(_frac(u, 48) * (h1 - h0 + 1)).astype(np.int64), h1 - h0)
-    received = received + np.where(dup, delay_h * 3_600_000_000, 0)
-    return _Raw(idx, dup, value, smart, read_us, received)
+    received[f_rows] += np.where(dup[f_rows], delay_h * 3_600_000_000, 0)
+    return _Raw(idx, dup, value, smart, read_us, received, s, sd)
+
+
+def _among(x: np.ndarray, sorted_positions: np.ndarray) -> np.ndarray:
+    """The elements of sorted ``x`` that occur in ``sorted_positions``."""
+    at = np.minimum(np.searchsorted(sorted_positions, x), max(len(sorted_positions) - 1, 0))
+    return x[sorted_positions[at] == x] if len(sorted_positions) else x[:0]
 
 
 def _strings(values: list[str], codes: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:
@@ -333,29 +412,41 @@ def raw_reads(scenario, sim, plan: FaultPlan, raw: _Raw | None = None) -> tuple[
     and each row's registration row (the registration in force on its UTC settlement day)."""
     raw = raw if raw is not None else _raw_rows(scenario, sim, plan)
     H = len(sim.days) * 48
-    s = raw.idx // H
-    t = raw.idx % H
-    rows = sim.series_mpan[s]
+    s = raw.series if raw.series is not None else raw.idx // H
+    sd = raw.series_day if raw.series_day is not None else raw.idx // 48
+    # Per-row codes gathered straight into the int32 the dictionary columns take, and the
+    # registration row from the [series, day] table by the row's series-day (idx // 48).
+    smart = raw.smart.astype(np.int32)
     table = pa.table(
         {
-            "mpan_core": _strings(list(sim.m.core), rows),
-            "measurement_quantity": _strings(list(_MQ), sim.series_mq[s]),
-            "read_timestamp_utc": pa.array(raw.read_us.astype("datetime64[us]"), pa.timestamp("us", tz="UTC")),
+            "mpan_core": _strings(list(sim.m.core), sim.series_mpan.astype(np.int32)[s]),
+            "measurement_quantity": _strings(list(_MQ), sim.series_mq.astype(np.int32)[s]),
+            "read_timestamp_utc": _utc_us(raw.read_us),
             "value": pa.array(raw.value, pa.float64()),
-            "unit": _strings(["kWh", "Wh"], raw.smart.astype(np.int32)),
-            "received_at_utc": pa.array(raw.received_us.astype("datetime64[us]"), pa.timestamp("us", tz="UTC")),
-            "source": _strings(["AMR", "DCC"], raw.smart.astype(np.int32)),
+            "unit": _strings(["kWh", "Wh"], smart),
+            "received_at_utc": _utc_us(raw.received_us),
+            "source": _strings(["AMR", "DCC"], smart),
         },
         schema=RAW_WORK_SCHEMA,
     )
-    return table, sim.reg_idx[rows, t // 48]
+    return table, sim.reg_idx[sim.series_mpan].reshape(-1)[sd]
+
+
+_UTC_US = pa.timestamp("us", tz="UTC")
+
+
+def _utc_us(us: np.ndarray) -> pa.Array:
+    """int64 microseconds as a UTC timestamp array without copying them (``pa.array`` copies
+    datetime64 input): the same array, no nulls."""
+    us = np.ascontiguousarray(us, dtype=np.int64)
+    return pa.Array.from_buffers(_UTC_US, len(us), [None, pa.py_buffer(us)])
 
 
 def ground_truth(scenario, sim, plan: FaultPlan, canonical: Canonical, raw: _Raw | None = None) -> tuple[pa.Table, np.ndarray]:
     """``ground_truth`` rows (GROUND_TRUTH_SCHEMA): one per fault and half hour."""
     H = len(sim.days) * 48
     codes = plan.codes.reshape(-1)
-    faulty = np.flatnonzero(codes)
+    faulty = plan.faulty_positions()
     raw = raw if raw is not None else _raw_rows(scenario, sim, plan)
     # Raw row of each faulty half hour (the original, or for duplicates the second delivery).
     first = np.searchsorted(raw.idx, faulty, side="left")

@@ -18,6 +18,7 @@ any day range regenerates alone, identically.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -94,15 +95,40 @@ class Simulation:
 
 
 def _window(cm: CompiledModel, grid, days: np.ndarray) -> comp.Window:
-    local_days = (grid.settlement_date_local - EPOCH_DAY).astype(np.int64)
-    uniq, inv = np.unique(local_days, return_inverse=True)
+    # Day types and lighting depend only on the model and the window's days (the grid is a
+    # function of them): cached on the compiled model, as every unit of a run shares them.
+    def day_type() -> np.ndarray:
+        local_days = (grid.settlement_date_local - EPOCH_DAY).astype(np.int64)
+        uniq, inv = np.unique(local_days, return_inverse=True)
+        return day_variants(cm, uniq)[:, inv]
+
+    window = ("window", int(days[0]), len(days))
     return comp.Window(
         n_days=grid.n_days,
         local_slot=grid.local_slot,
-        day_type=day_variants(cm, uniq)[:, inv],
+        day_type=cm.memo((*window, "day_type"), day_type),
         hh=grid.half_hour_ordinal.astype(np.uint64),
-        lighting=lighting_profile(cm.model, days),
+        lighting=cm.memo((*window, "lighting"), lambda: lighting_profile(cm.model, days)),
     )
+
+
+_GRIDS: dict[tuple[dt.date, dt.date], object] = {}
+
+
+def _grid(first_day: dt.date, last_day: dt.date):
+    """``settlement_grid``, cached per window (bounded; its arrays are made read-only)."""
+    key = (first_day, last_day)
+    hit = _GRIDS.get(key)
+    if hit is None:
+        if len(_GRIDS) >= 16:
+            _GRIDS.clear()
+        hit = settlement_grid(first_day, last_day)
+        for f in dataclasses.fields(hit):
+            a = getattr(hit, f.name)
+            if isinstance(a, np.ndarray):
+                a.setflags(write=False)
+        _GRIDS[key] = hit
+    return hit
 
 
 def _slice(de: DailyEnergy, sl: slice) -> DailyEnergy:
@@ -141,7 +167,7 @@ def simulate(scenario: Scenario, registrations: pa.Table, first_day: dt.date, la
     m = mpan_attributes(registrations)
     tr = draw_traits(seed, cm, m)
     n = m.n
-    grid = settlement_grid(first_day, last_day)
+    grid = _grid(first_day, last_day)
     D = grid.n_days
     days = day_ordinal(first_day) + np.arange(D, dtype=np.int64)
     ext_days = np.arange(days[0] - LOOKBACK_DAYS, days[-1] + 1, dtype=np.int64)
@@ -162,9 +188,12 @@ def simulate(scenario: Scenario, registrations: pa.Table, first_day: dt.date, la
 
     if len(dom):
         trd = _rows(tr, dom)
-        hh, z, u = comp.household(seed, cm, win, m.key[dom], a[dom], variant[dom], m.gsp[dom], trd, de.house[dom] + de.cool[dom], de.light[dom])
+        # Heating reuses the household noise of its rows, heat pumps also its raw draws (only those are kept).
+        heated = np.flatnonzero(np.isin(tr.heat_kind[dom], (HEAT_DIRECT, HEAT_PUMP)))
+        pumps = np.flatnonzero(tr.heat_kind[dom] == HEAT_PUMP)
+        hh, z, u = comp.household(seed, cm, win, m.key[dom], a[dom], variant[dom], m.gsp[dom], trd, de.house[dom] + de.cool[dom], de.light[dom], heated, pumps)
         values[dom] = hh
-        slot = (win.local_slot[None, :].astype(np.int64) + trd.shift[:, None]) % 48
+        del hh
         h = model.heating
         for kind, table, sigma, flat in (
             (HEAT_DIRECT, cm.direct_heating_shape, h.direct_heating_sigma, h.direct_heating_cold_flattening),
@@ -173,8 +202,9 @@ def simulate(scenario: Scenario, registrations: pa.Table, first_day: dt.date, la
             sub = np.flatnonzero(tr.heat_kind[dom] == kind)
             if len(sub):
                 rows = dom[sub]
-                cyc = top16_uniform(u[sub]) if kind == HEAT_PUMP else None
-                values[rows] += comp.shaped(cm, win, table, slot[sub], de.heat[rows], de.hdd[rows], z[sub], sigma, flat, cyc)
+                kept = np.searchsorted(heated, sub)
+                cyc = top16_uniform(u[np.searchsorted(pumps, sub)]) if kind == HEAT_PUMP else None
+                values[rows] += comp.shaped(cm, win, table, trd.shift[sub], de.heat[rows], de.hdd[rows], z[kept], sigma, flat, cyc)
         nh2 = 2 * model.economy7.night_hours
         limit = _year_end_limit(ext_days)
         night = np.flatnonzero(tr.night_window & load)
@@ -210,7 +240,8 @@ def simulate(scenario: Scenario, registrations: pa.Table, first_day: dt.date, la
             values[imp_rows] = imp.reshape(len(paired), H)
             values[paired] = exp.reshape(len(paired), H)
 
-    v3 = values.reshape(n, D, 48) * day_energised[:, :, None]
+    v3 = values.reshape(n, D, 48)
+    v3 *= day_energised[:, :, None]
 
     # Series: AI for import MPANs (+ RI, RE for Advanced), AE for export MPANs.
     series_mpan = [np.arange(n)]
@@ -224,9 +255,20 @@ def simulate(scenario: Scenario, registrations: pa.Table, first_day: dt.date, la
         series_vals += [ri * day_energised[adv][:, :, None], re * day_energised[adv][:, :, None]]
     s_mpan = np.concatenate(series_mpan)
     s_mq = np.concatenate(series_mq)
-    s_vals = np.concatenate(series_vals, axis=0)
     order = np.lexsort((np.array(MQ_CODES)[s_mq], m.core[s_mpan]))
-    return Simulation(m, tr, grid, days, reg_idx, day_energised, s_mpan[order], s_mq[order], s_vals[order], de, win, cm)
+    S = len(s_mpan)
+    if S == n and np.array_equal(order, np.arange(n)):
+        s_vals = v3  # already in order: no copy
+    else:
+        # Each part straight to its place in the ordered array (one copy, not concatenate + gather).
+        at = np.empty(S, dtype=np.int64)
+        at[order] = np.arange(S)
+        s_vals = np.empty((S, D, 48))
+        first = 0
+        for part in series_vals:
+            s_vals[at[first : first + len(part)]] = part
+            first += len(part)
+    return Simulation(m, tr, grid, days, reg_idx, day_energised, s_mpan[order], s_mq[order], s_vals, de, win, cm)
 
 
 def _rows(tr: Traits, rows: np.ndarray) -> Traits:
@@ -290,7 +332,7 @@ def generate_load(scenario: Scenario, registrations: pa.Table, first_day: dt.dat
     plan = faultmod.plan_faults(scenario, sim)
     canonical = faultmod.canonical_values(sim, plan)
     consumption = _table(sim, canonical.kwh, canonical.estimated, canonical.reason)
-    rows = faultmod.raw_rows(scenario, sim, plan)
+    rows = faultmod.raw_rows(scenario, sim, plan, canonical.true_kwh)
     raw, raw_reg = faultmod.raw_reads(scenario, sim, plan, rows)
     truth, truth_reg = faultmod.ground_truth(scenario, sim, plan, canonical, rows)
     return LoadOutputs(consumption, raw, raw_reg, truth, truth_reg)

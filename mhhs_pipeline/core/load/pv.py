@@ -37,6 +37,21 @@ def _smin(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return x * y / np.sqrt(x * x + y * y + 1e-300)
 
 
+def _self_use(k: float, lam_d: np.ndarray, daytime_w: np.ndarray, lam_g: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``k * _smin(lam_d * daytime_w, lam_g * g)`` evaluated in place (the same operations)."""
+    x = lam_d[:, None] * daytime_w
+    y = lam_g[:, None] * g
+    out = x * y
+    x *= x
+    y *= y
+    x += y
+    x += 1e-300
+    np.sqrt(x, out=x)
+    out /= x
+    out *= k
+    return out
+
+
 def solve_pairs(cm, m, tr, yc, scale: np.ndarray, days: np.ndarray):
     """Scales of import MPANs (updated for PV homes), generation and self-use [n, D] for export rows."""
     from mhhs_pipeline.core.load.daily import HEAT_STORAGE
@@ -65,15 +80,16 @@ def solve_pairs(cm, m, tr, yc, scale: np.ndarray, days: np.ndarray):
     a_imp = m.annual_kwh[i]
     a_exp = m.annual_kwh[j]
     k = cm.model.pv.self_consumption_factor
-    lam_d = a_imp / np.maximum(w.sum(axis=1), 1e-12)
-    lam_g = a_exp / np.maximum(g.sum(axis=1), 1e-12) * 1.3
+    w_sum, g_sum = w.sum(axis=1), g.sum(axis=1)  # loop invariants
+    lam_d = a_imp / np.maximum(w_sum, 1e-12)
+    lam_g = a_exp / np.maximum(g_sum, 1e-12) * 1.3
     for _ in range(_ITERATIONS):  # fixed count: identical whatever else is in the block
-        sc = k * _smin(lam_d[:, None] * daytime_w, lam_g[:, None] * g)
-        imp = lam_d * w.sum(axis=1) - sc.sum(axis=1)
-        exp = lam_g * g.sum(axis=1) - sc.sum(axis=1)
+        sc_sum = _self_use(k, lam_d, daytime_w, lam_g, g).sum(axis=1)
+        imp = lam_d * w_sum - sc_sum
+        exp = lam_g * g_sum - sc_sum
         lam_d = lam_d * a_imp / np.maximum(imp, 1e-9)
         lam_g = lam_g * a_exp / np.maximum(exp, 1e-9)
-    sc = k * _smin(lam_d[:, None] * daytime_w, lam_g[:, None] * g)
+    sc = _self_use(k, lam_d, daytime_w, lam_g, g)
     scale[i] = lam_d
     gen[j] = lam_g[:, None] * g
     self_use[j] = sc
@@ -91,36 +107,68 @@ def generation_shape(seed: int, cm, gsp: np.ndarray, keys: np.ndarray, azimuth_r
     mid = grid.period_end_utc - np.timedelta64(15, "m")
     utc_h = (mid.astype("datetime64[m]").astype(np.int64) % 1440) / 60.0
     doy = day_of_year((mid.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(np.int64)).astype(np.float64)
-    lat = np.deg2rad(lat_deg)[:, None]
+    # The sun's geometry and the cloud noise depend on a row only through its GSP group (and
+    # the group's coordinates): computed once per distinct group, then gathered per row, with
+    # every per-row expression evaluated in its original order (the same bits).
+    site_key = np.stack([np.asarray(gsp, dtype=np.float64), np.asarray(lat_deg, dtype=np.float64), np.asarray(lon_deg, dtype=np.float64)], axis=1)
+    uniq, g_of = np.unique(site_key, axis=0, return_inverse=True)
+    g_of = g_of.reshape(-1)
+    lat = np.deg2rad(uniq[:, 1])[:, None]
     decl = declination_rad(doy)[None, :]
-    h = hour_angle_rad(doy[None, :], utc_h[None, :], lon_deg[:, None])
+    h = hour_angle_rad(doy[None, :], utc_h[None, :], uniq[:, 2][:, None])
     sin_el = np.sin(lat) * np.sin(decl) + np.cos(lat) * np.cos(decl) * np.cos(h)
-    up = sin_el > 0.0
-    gam = np.asarray(azimuth_rad)[:, None]
     tilt = np.deg2rad(cm.model.pv.tilt_deg)
-    cos_t = (
-        np.sin(decl) * np.sin(lat) * np.cos(tilt)
-        - np.sin(decl) * np.cos(lat) * np.sin(tilt) * np.cos(gam)
-        + np.cos(decl) * np.cos(lat) * np.cos(tilt) * np.cos(h)
-        + np.cos(decl) * np.sin(lat) * np.sin(tilt) * np.cos(gam) * np.cos(h)
-        + np.cos(decl) * np.sin(tilt) * np.sin(gam) * np.sin(h)
-    )  # Duffie & Beckman eq. 1.6.2, hour angle and azimuth positive towards the west
+    cos_h, sin_h = np.cos(h), np.sin(h)
+    gam = np.asarray(azimuth_rad)[:, None]
+    cos_gam = np.cos(gam)
+    # Duffie & Beckman eq. 1.6.2, hour angle and azimuth positive towards the west:
+    # a - b + c + d + e with b, d, e carrying the row's azimuth.
+    term_a = np.sin(decl) * np.sin(lat) * np.cos(tilt)
+    b_g = np.sin(decl) * np.cos(lat) * np.sin(tilt)
+    term_c = np.cos(decl) * np.cos(lat) * np.cos(tilt) * cos_h
+    d_g = np.cos(decl) * np.sin(lat) * np.sin(tilt)
+    e_1 = np.cos(decl) * np.sin(tilt)
+    cos_t = term_a[g_of]
+    cos_t -= b_g[g_of] * cos_gam
+    cos_t += term_c[g_of]
+    d = d_g[g_of] * cos_gam
+    d *= cos_h[g_of]
+    cos_t += d
+    e = e_1 * np.sin(gam)
+    e *= sin_h[g_of]
+    cos_t += e
+    del d, e
     kt = np.repeat(clearness, 48, axis=1)
     kd = np.clip(1.0 - 1.13 * kt, 0.15, 1.0)  # diffuse fraction (after Erbs et al. 1982, simplified)
-    ghi = np.where(up, np.maximum(sin_el, 0.0) ** 1.15, 0.0)
-    beam_ratio = np.clip(np.maximum(cos_t, 0.0) / np.maximum(sin_el, 0.05), 0.0, 5.0)
-    poa = ghi * ((1.0 - kd) * beam_ratio + kd * 0.5 * (1.0 + np.cos(tilt)))
+    ghi_g = np.where(sin_el > 0.0, np.maximum(sin_el, 0.0) ** 1.15, 0.0)
+    np.maximum(cos_t, 0.0, out=cos_t)
+    cos_t /= np.maximum(sin_el, 0.05)[g_of]
+    beam_ratio = np.clip(cos_t, 0.0, 5.0, out=cos_t)
+    poa = 1.0 - kd
+    poa *= beam_ratio
+    poa += kd * 0.5 * (1.0 + np.cos(tilt))
+    poa *= ghi_g[g_of]
     # Cloud noise: shared by the GSP group, correlated between adjacent half hours.
     sigma = cm.model.weather.intraday_cloud_sigma * 4.0 * kt * (1.0 - kt)
     hh = grid.half_hour_ordinal.astype(np.uint64)
     key = streams.stream_key(seed, "weather.cloud_hh")
-    gsp_entity = (np.asarray(gsp) + 1).astype(np.uint64)[:, None]
-    e0 = streams.normal(key, gsp_entity, hh[None, :])
-    e1 = streams.normal(key, gsp_entity, hh[None, :] - np.uint64(1))
-    z = (e0 + e1) / np.sqrt(2.0)
+    gsp_entity = (uniq[:, 0].astype(np.int64) + 1).astype(np.uint64)[:, None]
+    if len(hh) > 1 and np.all(np.diff(hh) == 1):  # e1 at hh - 1 is e0 one half hour earlier
+        e_ext = streams.normal(key, gsp_entity, np.concatenate([hh[:1] - np.uint64(1), hh])[None, :])
+        e0, e1 = e_ext[:, 1:], e_ext[:, :-1]
+    else:
+        e0 = streams.normal(key, gsp_entity, hh[None, :])
+        e1 = streams.normal(key, gsp_entity, hh[None, :] - np.uint64(1))
+    z = ((e0 + e1) / np.sqrt(2.0))[g_of]
     site = cm.model.pv.site_sigma
     zs = streams.normal(streams.stream_key(seed, "pv.site"), np.asarray(keys)[:, None], hh[None, :])
-    shape = poa * np.exp(sigma * z - 0.5 * sigma * sigma + site * zs - 0.5 * site * site)
+    z *= sigma
+    z -= 0.5 * sigma * sigma
+    zs *= site
+    z += zs
+    z -= 0.5 * site * site
+    shape = poa
+    shape *= np.exp(z, out=z)
     s3 = shape.reshape(p, n_days, 48)
     tot = s3.sum(axis=2, keepdims=True)
     return (s3 / np.where(tot > 0, tot, 1.0)).reshape(p, -1)
