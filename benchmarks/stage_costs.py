@@ -9,7 +9,7 @@ writes more than N.
 Stages, measured with ``time.process_time`` (CPU seconds; best of ``repeats``):
 
 - ``generate``: registrations + ``generate_load`` (consumption, raw reads, ground truth)
-- ``slice``: participant row sets and ``take`` of every non-central copy
+- ``slice``: participant row sets and the zero-copy row runs of every non-central copy
 - ``parquet_encode``: ``encode_parquet`` of every copy of consumption and raw reads
 - ``csv_render``: one rendering per dataset + byte ranges cut for every copy
 - ``sha256``: hashing every copy's bytes (the manifest's checksums)
@@ -38,7 +38,7 @@ def _best(fn, repeats: int) -> tuple[float, object]:
 def measure(scenario_path: Path, overrides: dict, tmp: Path, repeats: int = 3) -> dict:
     from mhhs_pipeline import stages
     from mhhs_pipeline.core.load import generate_load
-    from mhhs_pipeline.core.participants import consumption_slices
+    from mhhs_pipeline.core.participants import consumption_slices, take_runs
     from mhhs_pipeline.core.registrations import synthesise_registrations
     from mhhs_pipeline.formats.tabular import RenderedCsv, encode_parquet
 
@@ -64,7 +64,7 @@ def measure(scenario_path: Path, overrides: dict, tmp: Path, repeats: int = 3) -
         for name, table, reg_rows, roles in datasets:
             for sl in consumption_slices(reg, reg_rows):
                 if sl.role in roles:
-                    copies.append((name, sl.rows, table if sl.role == "central" else table.take(sl.rows)))
+                    copies.append((name, sl.rows, table if sl.role == "central" else take_runs(table, sl.rows)))
         return copies
 
     t_slice, copies = _best(slices, repeats)

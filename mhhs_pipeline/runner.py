@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from mhhs_pipeline.cleanse.consumption_merge import merge_with_model_index
 from mhhs_pipeline.core.load import generate_consumption, generate_load
-from mhhs_pipeline.core.participants import consumption_slices, registration_slices
+from mhhs_pipeline.core.participants import consumption_slices, registration_slices, take_runs
 from mhhs_pipeline.core.registrations import synthesise_registrations
 from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabular
 from mhhs_pipeline.formats.tabular import RenderedCsv
@@ -78,7 +78,7 @@ def run_unit(job: UnitJob) -> UnitResult:
     wides = {fmt: render_wide(table, local=fmt == "csv_wide_local") for fmt in ("csv_wide", "csv_wide_local") if fmt in formats}
     for sl in consumption_slices(reg, reg_rows_all):
         whole = sl.role == "central"
-        part = table if whole or not needs_rows else table.take(sl.rows)
+        part = table if whole or not needs_rows else take_runs(table, sl.rows)
         reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows]
         pre = {}
         if rendered:
@@ -101,7 +101,7 @@ def run_unit(job: UnitJob) -> UnitResult:
             for sl in consumption_slices(reg, rows):
                 if sl.role in ("data_service", "central"):
                     whole = sl.role == "central"
-                    part = data if whole or not needs_rows else data.take(sl.rows)
+                    part = data if whole or not needs_rows else take_runs(data, sl.rows)
                     pre = {"csv": rendered.chunks() if whole else rendered.subset_chunks(sl.rows)} if rendered else None
                     result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, pre_encoded=pre, n_rows=len(sl.rows))
 

@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mhhs_pipeline.core.participants import row_runs
+
 PARQUET_ROW_GROUP_ROWS = 1 << 20
 
 
@@ -190,12 +192,9 @@ class RenderedCsv:
 
     def subset_chunks(self, rows: np.ndarray) -> list:
         """The CSV of ``rows`` (ascending row indices) as byte chunks, header first."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) == 0:
+        first, last = row_runs(rows)
+        if len(first) == 0:
             return [self.header]
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        first = rows[np.r_[0, breaks]]
-        last = rows[np.r_[breaks - 1, len(rows) - 1]]
         body = memoryview(self.body)
         return [self.header, *(body[s:e] for s, e in zip(self.starts[first].tolist(), self.ends[last].tolist(), strict=True))]
 
