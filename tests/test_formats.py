@@ -7,6 +7,7 @@ import gzip
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -136,11 +137,14 @@ def test_parquet_of_dictionary_coded_rows_reads_back_with_the_canonical_types(sp
     back = pq.read_table(pa.BufferReader(encode_parquet(spring_and_autumn)))
     assert back.schema == CONSUMPTION_SCHEMA
     assert back.equals(plain_strings(spring_and_autumn))
-    # A slice keeps its own MPAN range in the statistics, not the whole dictionary's.
+    # Statistics for pruning by time, on the slice's own range.
     part = spring_and_autumn.slice(5000, 3000)
-    stats = pq.ParquetFile(pa.BufferReader(encode_parquet(part))).metadata.row_group(0).column(0).statistics
-    cores = part.column("mpan_core").to_pylist()
-    assert (stats.min, stats.max) == (min(cores), max(cores))
+    meta = pq.ParquetFile(pa.BufferReader(encode_parquet(part))).metadata.row_group(0)
+    col = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    ends = part.column("period_end_utc")
+    stats = col["period_end_utc"].statistics
+    assert stats.has_min_max and (stats.min, stats.max) == (pc.min(ends).as_py(), pc.max(ends).as_py())
+    assert not col["mpan_core"].is_stats_set  # a unit's MPANs span every distributor: no pruning value
 
 
 def test_csv_rendering_cuts_subsets_prints_nulls_empty_and_refuses_structural_characters(spring_and_autumn):
