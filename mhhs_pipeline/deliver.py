@@ -13,7 +13,6 @@ become paths (:func:`mhhs_pipeline.io.paths.participant_prefix`).
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mhhs_pipeline.formats.compression import SUFFIX, compress
-from mhhs_pipeline.formats.dcc_xml import iter_dcc_profile_responses
+from mhhs_pipeline.formats.dcc_xml import iter_dcc_profile_chunks
 from mhhs_pipeline.formats.if021 import If021Writer
 from mhhs_pipeline.formats.tabular import encode_csv, encode_parquet
 from mhhs_pipeline.formats.wide import encode_wide_csv
@@ -123,47 +122,66 @@ def _mpan_statics(reg: pa.Table) -> pa.Table:
     return joined.rename_columns([c if c != "effective_from_min" else "connection_type_effective_from" for c in joined.column_names])
 
 
-def _if021(ctx: UnitContext, table: pa.Table, registration_row: np.ndarray) -> tuple[bytes, int]:
-    """IF-021 messages; rows are grouped by the data service in force, which issues them.
+class _Chunks(list):
+    """An :class:`If021Writer` sink that keeps the pieces it is given, in order, as the
+    chunks ``RunStore.write`` takes a file in: the text stays in the Arrow buffers the
+    encoder assembled it in (a memoryview keeps its buffer alive) and is never copied into
+    one ``bytes`` -- that copy of a unit's ~350 MB of IF-021 cost ~0.2 s CPU, mostly page
+    faults. A store that needs one body joins the chunks itself."""
 
-    One array, services in id order: each service's rows are encoded a few MPANs at a time
-    straight into one buffer (no per-service copy of the slice, no per-service text joined
-    again), so the text is held once -- the store takes whole ``bytes``.
+    def write(self, piece: bytes | memoryview) -> None:
+        self.append(piece)
+
+
+def _if021(ctx: UnitContext, table: pa.Table, registration_row: np.ndarray) -> tuple[list[bytes | memoryview], int]:
+    """IF-021 messages, as the file's chunks; rows are grouped by the data service in
+    force, which issues them.
+
+    One array, services in id order, written in one pass over the slice (the writer orders
+    rows by service, MPAN, MQ and time itself: no per-service selection of rows).
     """
     services, code = np.unique(ctx.data_service_ids, return_inverse=True)  # per registration row
-    code = code.reshape(-1)[registration_row]
-    statics = ctx.mpan_statics
-    sink = io.BytesIO()
-    writer = If021Writer(sink, sender_timestamp_utc=ctx.sender_timestamp_utc)
-    for k in np.flatnonzero(np.bincount(code, minlength=len(services))):
-        info = statics.append_column("data_service_id", pa.array([services[k]] * statics.num_rows, pa.string()))
-        writer.add(table, info, rows=np.flatnonzero(code == k))
+    chunks = _Chunks()
+    writer = If021Writer(chunks, sender_timestamp_utc=ctx.sender_timestamp_utc)
+    writer.add_by_issuer(table, ctx.mpan_statics, services.tolist(), code.reshape(-1)[registration_row])
     writer.close()
-    del code
-    return sink.getvalue(), writer.values  # BytesIO hands over its buffer without a copy
+    return chunks, writer.values
 
 
 def _dcc(ctx: UnitContext, pid: str, table: pa.Table, registration_row: np.ndarray) -> list[FileRecord]:
     """DCC profile-data responses for Smart MPANs enrolled with DCC (flag A), AI and AE."""
     reg = ctx.registrations
-    flag = np.asarray(reg.column("dcc_service_flag").to_numpy(zero_copy_only=False)).astype(str)[registration_row]
-    seg = np.asarray(reg.column("market_segment").to_numpy(zero_copy_only=False)).astype(str)[registration_row]
-    mq = table.column("measurement_quantity")
-    keep = (flag == "A") & (seg == "S") & pc.is_in(mq, pa.array(["AI", "AE"])).to_numpy(zero_copy_only=False)
+    # Enrolment belongs to the registration: judged once per registration row (a few
+    # thousand strings), then looked up for each consumption row.
+    flag = np.asarray(reg.column("dcc_service_flag").to_numpy(zero_copy_only=False)).astype(str)
+    seg = np.asarray(reg.column("market_segment").to_numpy(zero_copy_only=False)).astype(str)
+    keep = ((flag == "A") & (seg == "S"))[registration_row] & _is_one_of(table.column("measurement_quantity"), ["AI", "AE"])
     if not keep.any():
         return []
     request = dt.datetime.combine(ctx.last_day + dt.timedelta(days=1), dt.time(2, 0), tzinfo=dt.UTC)
     prefix = participant_prefix("data_service", pid)
     out = []
-    # Only the four columns the encoder reads are filtered (a copy); documents are written
-    # as they come, so one batch's text is held, not the participant's.
-    rows = table.select(["mpan_core", "measurement_quantity", "period_end_utc", "consumption_kwh"]).filter(pa.array(keep))
+    # Only the four columns the encoder reads are filtered (one copy, chunks combined first so
+    # the filter runs once, not per chunk). Documents are written as they come, as header,
+    # body and footer chunks (the body a view of the batch's rendering, never joined), so one
+    # batch's text is held, not the participant's.
+    rows = table.select(["mpan_core", "measurement_quantity", "period_end_utc", "consumption_kwh"]).combine_chunks().filter(pa.array(keep))
     del flag, seg, keep
-    for resp in iter_dcc_profile_responses(rows, request_timestamp_utc=request):
+    for name, chunks, n_values in iter_dcc_profile_chunks(rows, request_timestamp_utc=request):
         out.append(
             ctx.store.write(
-                f"{prefix}/dcc_profile_data/{resp.file_name}", resp[2],
-                role="data_service", participant_id=pid, dataset="dcc_profile_data", fmt="dcc_xml", rows=resp[3],
+                f"{prefix}/dcc_profile_data/{name}", chunks,
+                role="data_service", participant_id=pid, dataset="dcc_profile_data", fmt="dcc_xml", rows=n_values,
             )
         )  # fmt: skip
     return out
+
+
+def _is_one_of(column: pa.ChunkedArray, strings: list[str]) -> np.ndarray:
+    """Per row, whether a string column's value is one of ``strings``; a dictionary column is
+    judged per dictionary entry and indexed (no string per row)."""
+    arr = column.combine_chunks()
+    if pa.types.is_dictionary(arr.type) and not arr.null_count:
+        hit = pc.is_in(arr.dictionary, pa.array(strings)).to_numpy(zero_copy_only=False)
+        return hit[arr.indices.to_numpy()]
+    return pc.is_in(arr, pa.array(strings)).to_numpy(zero_copy_only=False)

@@ -379,3 +379,71 @@ def test_iterating_yields_the_same_documents_lazily(fortnight, monkeypatch):
     lazy = iter_dcc_profile_responses(twice, request_timestamp_utc=REQUEST_UTC)
     with pytest.raises(ValueError, match="twice"):
         next(lazy)
+
+
+@pytest.mark.parametrize("batch_rows", [100, 1 << 16])
+def test_chunks_are_the_documents_in_pieces(fortnight, monkeypatch, batch_rows):
+    """``iter_dcc_profile_chunks`` (the writer's path) gives each document's file name and its
+    exact bytes as header, a view of the rendering, and footer; no joined copy."""
+    table, docs = fortnight
+    from mhhs_pipeline.formats import dcc_xml
+
+    monkeypatch.setattr(dcc_xml, "_BATCH_ROWS", batch_rows)
+    got = list(dcc_xml.iter_dcc_profile_chunks(table, request_timestamp_utc=REQUEST_UTC))
+    assert [(name, b"".join(chunks), n) for name, chunks, n in got] == [
+        (d.file_name, d[2], d[3]) for d in docs
+    ]
+    for _, (head, body, foot), _ in got:
+        assert isinstance(body, memoryview) and body.readonly
+        assert head.endswith(b'MessageSuccess="true">\n') and foot.endswith(b"</ra:GBCSResponse>\n")
+
+
+def test_far_apart_times_and_values_render_like_close_ones():
+    """Half hours years apart and Wh values far apart take the per-row rendering instead of the
+    dense range of keys: every document is still the bytes it has when encoded on its own."""
+    near = consumption(
+        [(AI_MPANS[0], "AI"), (AE_MPAN, "AE")], dt.date(2026, 10, 24), dt.date(2026, 10, 26)
+    )
+    far = consumption([(AI_MPANS[1], "AI")], dt.date(2003, 3, 29), dt.date(2003, 3, 30), seed=9)
+    kwh = far.column("consumption_kwh").to_numpy().copy()
+    kwh[7] = 4.0e9  # 4 TWh: the Wh range now dwarfs the row count
+    far = far.set_column(5, far.schema.field("consumption_kwh"), pa.array(kwh))
+    both = encode_dcc_profile_responses(
+        pa.concat_tables([near, far]), request_timestamp_utc=REQUEST_UTC
+    )
+    alone = [
+        *encode_dcc_profile_responses(near, request_timestamp_utc=REQUEST_UTC),
+        *encode_dcc_profile_responses(far, request_timestamp_utc=REQUEST_UTC),
+    ]
+    assert sorted(both) == sorted(alone) and len(both) == 3
+    (far_doc,) = [d for d in both if d[0] == AI_MPANS[1]]
+    entries = parse_entries(far_doc[2], "4.8.1")
+    assert entries[7] == (dt.datetime(2003, 3, 29, 4, 0, tzinfo=dt.UTC), 4_000_000_000_000)
+    assert (far_doc.first_day, far_doc.last_day) == (dt.date(2003, 3, 29), dt.date(2003, 3, 30))
+
+
+def test_dictionary_mpan_cores_are_checked_per_used_entry(fortnight):
+    """A dictionary column is checked once per dictionary entry, but only entries some AI/AE
+    row uses can fail; a null behind an index is still a null."""
+    table, docs = fortnight
+    mpan = table.column("mpan_core").combine_chunks()
+    dictionary = pa.array([*AI_MPANS, AE_MPAN, "not-an-mpan"])
+    indices = pa.compute.index_in(mpan, value_set=dictionary)
+    unused_bad = table.set_column(
+        0, "mpan_core", pa.DictionaryArray.from_arrays(indices, dictionary)
+    )
+    again = encode_dcc_profile_responses(unused_bad, request_timestamp_utc=REQUEST_UTC)
+    assert again == docs
+    used = indices.to_numpy().copy()
+    used[5] = 3
+    used_bad = table.set_column(
+        0, "mpan_core", pa.DictionaryArray.from_arrays(pa.array(used, pa.int32()), dictionary)
+    )
+    with pytest.raises(ValueError, match="not-an-mpan"):
+        encode_dcc_profile_responses(used_bad, request_timestamp_utc=REQUEST_UTC)
+    with_null = pa.array([*AI_MPANS, AE_MPAN, None])
+    null_value = table.set_column(
+        0, "mpan_core", pa.DictionaryArray.from_arrays(pa.array(used, pa.int32()), with_null)
+    )
+    with pytest.raises(ValueError, match="must not be null"):
+        encode_dcc_profile_responses(null_value, request_timestamp_utc=REQUEST_UTC)

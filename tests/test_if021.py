@@ -688,3 +688,68 @@ def test_writer_appends_row_subsets_as_one_array(consumption, mpan_info, monkeyp
     empty = io.BytesIO()
     if021.If021Writer(empty, **kw).close()
     assert empty.getvalue() == b"[]"
+
+
+def test_add_by_issuer_is_one_add_per_issuer(consumption, mpan_info, monkeypatch):
+    """One pass grouped by issuing data service (as deliver writes a slice) gives the bytes
+    of one ``add`` per issuer, in ``issuers`` order, each with that issuer's id."""
+    monkeypatch.setattr(if021, "_PART_ROWS", 900)
+    kw = {"sender_timestamp_utc": SENDER_TS, "environment_tag": "SIT"}
+    issuers = ["ADS1", "SDS1", "UMS9", "SDS2"]  # UMS9 issues nothing
+    code = np.random.default_rng(4).choice([0, 1, 3], consumption.num_rows)
+    expected = io.BytesIO()
+    writer = if021.If021Writer(expected, **kw)
+    for k, issuer in enumerate(issuers):
+        info = mpan_info.set_column(
+            mpan_info.schema.get_field_index("data_service_id"),
+            "data_service_id",
+            pa.array([issuer] * mpan_info.num_rows),
+        )
+        writer.add(consumption, info, rows=np.flatnonzero(code == k))
+    writer.close()
+    sink = io.BytesIO()
+    one_pass = if021.If021Writer(sink, **kw)
+    statics = mpan_info.drop_columns(["data_service_id"])  # not needed: issuers say who
+    assert one_pass.add_by_issuer(consumption, statics, issuers, code) == consumption.num_rows
+    one_pass.close()
+    assert sink.getvalue() == expected.getvalue()
+    assert (one_pass.values, one_pass.messages) == (writer.values, writer.messages)
+    senders = {
+        m["payload"]["CommonBlock"]["S1"]["senderDIPID"] for m in json.loads(sink.getvalue())
+    }
+    issuing = {dip_participant_id(i, r) for i in ("ADS1", "SDS1", "SDS2") for r in ("SDS", "ADS")}
+    assert len(senders) >= 3 and senders <= issuing
+    with pytest.raises(ValueError, match="index issuers"):
+        if021.If021Writer(io.BytesIO(), **kw).add_by_issuer(consumption, statics, issuers[:2], code)
+    with pytest.raises(ValueError, match="one integer per"):
+        if021.If021Writer(io.BytesIO(), **kw).add_by_issuer(consumption, statics, issuers, code[1:])
+
+
+def test_dictionary_columns_in_any_order_give_the_same_bytes(consumption, mpan_info, encoded):
+    """Dictionary indices are used as they are: an unsorted dictionary, entries no row uses
+    and a value listed twice change nothing."""
+    kw = {"sender_timestamp_utc": SENDER_TS, "environment_tag": "SIT"}
+    table = consumption
+    for name, extra in (("mpan_core", ["9999999999999", "not an MPAN"]), ("quality", ["Q"])):
+        values = table.column(name).to_pylist()
+        dictionary = sorted(set(values), reverse=True) + extra
+        dictionary.insert(1, dictionary[0])  # the same value twice
+        indices = [dictionary.index(v) for v in values]
+        indices[::2] = [1 if i == 0 else i for i in indices[::2]]  # some rows use the twin
+        column = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), dictionary)
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    assert encode_if021(table, mpan_info, **kw) == encoded
+
+
+def test_sparse_timestamps_give_the_same_bytes(mpan_info):
+    """Periods years apart (text tables of the timestamps in use, not of every half hour
+    between) encode as each series does alone."""
+    kw = {"sender_timestamp_utc": SENDER_TS, "environment_tag": "SIT"}
+    early = _series(MPAN_LONDON, "AI", dt.date(2026, 3, 28), dt.date(2026, 3, 29), 11)
+    late = _series(MPAN_SCOT, "AI", dt.date(2041, 10, 24), dt.date(2041, 10, 26), 12)
+    both = pa.concat_tables([late, early])
+    body, n = encode_if021(both, mpan_info, **kw)
+    first, n1 = encode_if021(early, mpan_info, **kw)
+    second, n2 = encode_if021(late, mpan_info, **kw)
+    assert n == n1 + n2
+    assert body == first[:-1] + b"," + second[1:]
