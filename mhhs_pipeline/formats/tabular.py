@@ -236,7 +236,7 @@ def _field(name: str, arr: pa.Array) -> pa.Array:
         text = pc.strftime(values, format="%Y-%m-%dT%H:%M:%SZ" if pa.types.is_timestamp(typ) else "%Y-%m-%d")
         return _with_nulls(enc.indices, text)
     if name.endswith("_kwh"):
-        return _kwh_field(arr)
+        return kwh_text(arr)
     if pa.types.is_floating(typ):
         enc = pc.dictionary_encode(arr)  # readings repeat; format each distinct value once
         return _with_nulls(enc.indices, enc.dictionary.cast(pa.string()))
@@ -257,9 +257,11 @@ def _field(name: str, arr: pa.Array) -> pa.Array:
     return pc.fill_null(arr, "") if arr.null_count else arr
 
 
-def _kwh_field(arr: pa.Array) -> pa.Array:
+def kwh_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     """kWh with three decimals, coded by the value in Wh when the range is small (it is:
     half-hourly energies span a few thousand Wh), else formatted row by row."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     if arr.null_count:
         return pc.if_else(arr.is_null(), pa.scalar("", pa.string()), fixed3(arr.fill_null(0.0)))
     if len(arr) == 0:

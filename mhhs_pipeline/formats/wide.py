@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mhhs_pipeline.core.calendar import HALF_HOUR
-from mhhs_pipeline.formats.tabular import RenderedCsv, fixed3, refuse_structural
+from mhhs_pipeline.formats.tabular import RenderedCsv, kwh_text, refuse_structural
 
 
 def _day_and_period(table: pa.Table, local: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +88,7 @@ def _pivot(table: pa.Table, *, local: bool) -> _Pivot:
     quality = table.column("quality")
     if not identity:
         kwh, quality = kwh.take(pa.array(order)), quality.take(pa.array(order))
-    values = fixed3(kwh)
+    values = kwh_text(kwh)  # dictionary-coded: the period columns below take 4-byte codes
     quality = quality.combine_chunks() if isinstance(quality, pa.ChunkedArray) else quality
     if pa.types.is_dictionary(quality.type):
         quality = quality.cast(quality.type.value_type)
