@@ -24,7 +24,7 @@ test: $(STAMP)
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run --profile
 
 clean:
 	rm -rf $(VENV) landing
