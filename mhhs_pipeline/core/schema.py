@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pyarrow as pa
 
 CONSUMPTION_SCHEMA = pa.schema(
@@ -56,6 +59,12 @@ def dictionary_strings(schema: pa.Schema) -> pa.Schema:
     is written without the Arrow schema (readers see ``string``) and CSV prints the values.
     """
     return pa.schema([pa.field(f.name, CODE, f.nullable) if f.type == pa.string() else f for f in schema])
+
+
+def coded_strings(values: Sequence[str] | pa.Array, codes: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:
+    """A ``dictionary<int32, string>`` column: ``values[codes]``, null where ``mask``."""
+    text = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32), mask=mask), text)
 
 
 def plain_strings(table: pa.Table) -> pa.Table:

@@ -16,6 +16,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mhhs_pipeline.core.participants import row_runs
+from mhhs_pipeline.core.schema import coded_strings
 
 PARQUET_ROW_GROUP_ROWS = 1 << 20
 
@@ -160,19 +161,14 @@ class RenderedCsv:
         """Render a table whose columns are already formatted as text (e.g. a wide pivot).
         ``checked``: the caller has refused structural characters in every input string."""
         obj = cls.__new__(cls)
-        obj._render(names, ready, [not checked] * ready.num_columns)
+        obj._join(names, _fields(ready, check=not checked), ready.num_rows)
         return obj
 
-    def _render(self, names: list[str], ready: pa.Table, check: list[bool]) -> None:
-        k = ready.num_columns
-        cols = [_text_column(c, check=chk, line_end=(i == k - 1)) for i, (c, chk) in enumerate(zip(ready.columns, check, strict=True))]
-        self._join(names, cols, ready.num_rows, line_end_added=True)
-
-    def _join(self, names: list[str], cols: list[pa.Array], n: int, *, line_end_added: bool = False) -> None:
+    def _join(self, names: list[str], cols: list[pa.Array], n: int) -> None:
         """Lines from field columns (plain text, or dictionary-coded text expanded here)."""
         self.header = (",".join(names) + "\n").encode()
         k = len(cols)
-        if not line_end_added and cols:
+        if cols:
             cols[-1] = _with_line_end(cols[-1])
         cols = [pc.take(c.dictionary, c.indices) if pa.types.is_dictionary(c.type) else c for c in cols]
         if sum(c.nbytes for c in cols) + n * k >= 1 << 31:  # beyond 32-bit offsets
@@ -209,33 +205,29 @@ _STRUCTURAL = r'[,"\r\n]'
 _MERGE_MAX_CODES = 1 << 22  # dense code space of a merged field (a bool and an int32 per code)
 
 
-def _coded(codes: np.ndarray, text: pa.Array) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), text)
-
-
-def _fields(table: pa.Table) -> list[pa.Array]:
+def _fields(table: pa.Table, *, check: bool = True) -> list[pa.Array]:
     """Each column as CSV field text: dictionary-coded (distinct values formatted once)
     where the column is a dictionary, an instant, a date or a small-range integer; plain
     text otherwise (kWh). Nulls are empty fields. Input strings are checked for CSV
-    structural characters; what we format ourselves cannot hold them."""
+    structural characters (``check``); what we format ourselves cannot hold them."""
     out = []
     for name in table.column_names:
         col = table.column(name)
         if isinstance(col, pa.ChunkedArray):
             col = col.unify_dictionaries() if pa.types.is_dictionary(col.type) else col
             col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-        out.append(_field(name, col))
+        out.append(_field(name, col, check))
     return out
 
 
-def _field(name: str, arr: pa.Array) -> pa.Array:
+def _field(name: str, arr: pa.Array, check: bool) -> pa.Array:
     typ = arr.type
     if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
         enc = pc.dictionary_encode(arr.cast(pa.timestamp("s")) if pa.types.is_timestamp(typ) else arr)
         values = enc.dictionary.cast(pa.timestamp("s"))  # whole seconds: %S prints no fraction
         text = pc.strftime(values, format="%Y-%m-%dT%H:%M:%SZ" if pa.types.is_timestamp(typ) else "%Y-%m-%d")
         return _with_nulls(enc.indices, text)
-    if name.endswith("_kwh"):
+    if pa.types.is_floating(typ) and name.endswith("_kwh"):
         return kwh_text(arr)
     if pa.types.is_floating(typ):
         enc = pc.dictionary_encode(arr)  # readings repeat; format each distinct value once
@@ -245,13 +237,15 @@ def _field(name: str, arr: pa.Array) -> pa.Array:
         if hi - lo < 1 << 16:
             codes = pc.subtract(arr.cast(pa.int64()), lo).fill_null(hi - lo + 1).to_numpy()
             text = pa.array([str(v) for v in range(lo, hi + 1)] + [""], pa.string())
-            return _coded(codes, text)
+            return coded_strings(text, codes)
     if pa.types.is_dictionary(typ):
         text = arr.dictionary.cast(pa.string())
-        refuse_structural(text)
+        if check:
+            refuse_structural(text)
         return _with_nulls(arr.indices, text)
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        refuse_structural(arr)
+        if check:
+            refuse_structural(arr)
         return pc.fill_null(arr, "") if arr.null_count else arr
     arr = arr.cast(pa.string())
     return pc.fill_null(arr, "") if arr.null_count else arr
@@ -274,7 +268,7 @@ def kwh_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
     used[milli - lo] = True
     distinct = np.flatnonzero(used)
     remap = np.cumsum(used, dtype=np.int64) - 1
-    return _coded(remap[milli - lo], fixed3(pa.array((distinct + lo) / 1000.0)))
+    return coded_strings(fixed3(pa.array((distinct + lo) / 1000.0)), remap[milli - lo])
 
 
 def _with_nulls(indices: pa.Array, text: pa.Array) -> pa.DictionaryArray:
@@ -310,46 +304,13 @@ def _merge_pair(a: pa.DictionaryArray, b: pa.DictionaryArray) -> pa.DictionaryAr
     keys = np.flatnonzero(used)
     remap = np.cumsum(used, dtype=np.int64) - 1
     text = pc.binary_join_element_wise(pc.take(a.dictionary, pa.array(keys // nb)), pc.take(b.dictionary, pa.array(keys % nb)), ",")
-    return _coded(remap[code], text)
+    return coded_strings(text, remap[code])
 
 
 def _with_line_end(field: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(field.type):
         return pa.DictionaryArray.from_arrays(field.indices, pc.binary_join_element_wise(field.dictionary, "", "\n"))
     return pc.binary_join_element_wise(field, "", "\n")
-
-
-def _text_column(col: pa.ChunkedArray | pa.Array, *, check: bool, line_end: bool) -> pa.Array:
-    """One CSV field column as one plain string array: nulls empty, ``line_end`` appends
-    the newline. ``check``: the values came from input data (ids, codes) and may not hold
-    a CSV structural character; formatted numbers and instants need no check."""
-    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-    out = []
-    for arr in chunks:
-        if pa.types.is_dictionary(arr.type):
-            # Work on the few distinct values, then expand by the indices.
-            values = arr.dictionary.cast(pa.string())
-            if check:
-                refuse_structural(values)
-            arr = pc.take(_fill_and_end(values, line_end), arr.indices)
-            arr = pc.fill_null(arr, "\n" if line_end else "") if arr.null_count else arr
-        else:
-            if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-                if check:
-                    refuse_structural(arr)
-            else:
-                arr = arr.cast(pa.string())
-            arr = _fill_and_end(arr, line_end)
-        out.append(arr)
-    if not out:
-        return pa.array([], pa.string())
-    return out[0] if len(out) == 1 else pa.concat_arrays([a.cast(out[0].type) for a in out])
-
-
-def _fill_and_end(arr: pa.Array, line_end: bool) -> pa.Array:
-    if arr.null_count:
-        arr = pc.fill_null(arr, "")
-    return pc.binary_join_element_wise(arr, "", "\n") if line_end else arr
 
 
 def refuse_structural(values: pa.Array) -> None:

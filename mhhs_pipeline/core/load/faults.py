@@ -34,7 +34,7 @@ import pyarrow as pa
 from mhhs_pipeline.core import streams
 from mhhs_pipeline.core.calendar import EPOCH_DAY
 from mhhs_pipeline.core.load.weather import GSP_GROUPS, declination_rad, hour_angle_rad
-from mhhs_pipeline.core.schema import dictionary_strings
+from mhhs_pipeline.core.schema import coded_strings, dictionary_strings
 
 OUTAGE, MISSING, ZERO_RUN, SPIKE, MAX_VALUE, UNIT_SLIP, DUPLICATE, OFF_GRID, LATE = (1 << k for k in range(9))
 FAULT_TYPES = {
@@ -402,11 +402,6 @@ def _among(x: np.ndarray, sorted_positions: np.ndarray) -> np.ndarray:
     return x[sorted_positions[at] == x] if len(sorted_positions) else x[:0]
 
 
-def _strings(values: list[str], codes: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:
-    """Dictionary-coded strings: ``values[codes]`` (null where ``mask``)."""
-    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32), mask=mask), pa.array(values, pa.string()))
-
-
 def raw_reads(scenario, sim, plan: FaultPlan, raw: _Raw | None = None) -> tuple[pa.Table, np.ndarray]:
     """``meter_reads_raw`` rows (RAW_SCHEMA), ordered by MPAN, quantity, read time, arrival;
     and each row's registration row (the registration in force on its UTC settlement day)."""
@@ -419,13 +414,13 @@ def raw_reads(scenario, sim, plan: FaultPlan, raw: _Raw | None = None) -> tuple[
     smart = raw.smart.astype(np.int32)
     table = pa.table(
         {
-            "mpan_core": _strings(list(sim.m.core), sim.series_mpan.astype(np.int32)[s]),
-            "measurement_quantity": _strings(list(_MQ), sim.series_mq.astype(np.int32)[s]),
+            "mpan_core": coded_strings(list(sim.m.core), sim.series_mpan.astype(np.int32)[s]),
+            "measurement_quantity": coded_strings(list(_MQ), sim.series_mq.astype(np.int32)[s]),
             "read_timestamp_utc": _utc_us(raw.read_us),
             "value": pa.array(raw.value, pa.float64()),
-            "unit": _strings(["kWh", "Wh"], smart),
+            "unit": coded_strings(["kWh", "Wh"], smart),
             "received_at_utc": _utc_us(raw.received_us),
-            "source": _strings(["AMR", "DCC"], smart),
+            "source": coded_strings(["AMR", "DCC"], smart),
         },
         schema=RAW_WORK_SCHEMA,
     )
@@ -483,18 +478,18 @@ def ground_truth(scenario, sim, plan: FaultPlan, canonical: Canonical, raw: _Raw
     est = canonical.estimated.reshape(-1)[flat]
     table = pa.table(
         {
-            "mpan_core": _strings(list(sim.m.core), rows),
-            "measurement_quantity": _strings(list(_MQ), sim.series_mq[s]),
+            "mpan_core": coded_strings(list(sim.m.core), rows),
+            "measurement_quantity": coded_strings(list(_MQ), sim.series_mq[s]),
             "period_end_utc": pa.array(sim.grid.period_end_utc[t], pa.timestamp("us", tz="UTC")),
-            "fault_type": _strings(names, name_code),
+            "fault_type": coded_strings(names, name_code),
             "fault_event_id": pa.array(event_id, pa.int64()),
             "true_kwh": pa.array(canonical.true_kwh.reshape(-1)[flat], pa.float64()),
             "raw_value": pa.array(raw.value[rsafe] if len(raw.value) else np.zeros(len(flat)), pa.float64(), mask=~ok),
-            "raw_unit": _strings(["kWh", "Wh"], raw.smart[rsafe] if len(raw.value) else np.ones(len(flat)), mask=~ok),
+            "raw_unit": coded_strings(["kWh", "Wh"], raw.smart[rsafe] if len(raw.value) else np.ones(len(flat)), mask=~ok),
             "raw_read_timestamp_utc": pa.array((raw.read_us[rsafe] if len(raw.value) else np.zeros(len(flat), dtype=np.int64)).astype("datetime64[us]"), pa.timestamp("us", tz="UTC"), mask=~ok),
             "raw_received_at_utc": pa.array((raw.received_us[rsafe] if len(raw.value) else np.zeros(len(flat), dtype=np.int64)).astype("datetime64[us]"), pa.timestamp("us", tz="UTC"), mask=~ok),
             "consumption_kwh": pa.array(canonical.kwh.reshape(-1)[flat], pa.float64()),
-            "quality": _strings(["A", "E"], est),
+            "quality": coded_strings(["A", "E"], est),
             "estimation_reason": pa.array(canonical.reason.reshape(-1)[flat], pa.int16(), mask=~est),
         },
         schema=TRUTH_WORK_SCHEMA,

@@ -48,7 +48,7 @@ from mhhs_pipeline.core.load.daily import (
 )
 from mhhs_pipeline.core.load.weather import GSP_GROUPS, lighting_profile
 from mhhs_pipeline.core.registrations import registrations_on_days
-from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, dictionary_strings
+from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, coded_strings, dictionary_strings
 from mhhs_pipeline.spec.scenario import Scenario
 
 LOOKBACK_DAYS = 3  # blocks (EV, night heating) started up to 3 days earlier can reach into a window
@@ -310,15 +310,15 @@ def _table(sim: Simulation, kwh: np.ndarray, quality_e: np.ndarray, reason: np.n
     mq_vals = pa.array(list(MQ_CODES))
     table = pa.table(
         {
-            "mpan_core": pa.DictionaryArray.from_arrays(pa.array(sim.series_mpan[series_of_row].astype(np.int32)), core_dict),
-            "measurement_quantity": pa.DictionaryArray.from_arrays(pa.array(sim.series_mq[series_of_row].astype(np.int32)), mq_vals),
+            "mpan_core": coded_strings(core_dict, sim.series_mpan[series_of_row]),
+            "measurement_quantity": coded_strings(mq_vals, sim.series_mq[series_of_row]),
             "period_end_utc": pa.array(grid.period_end_utc[hh_of_row], pa.timestamp("us", tz="UTC")),
             "settlement_date": pa.array(grid.settlement_date_local[hh_of_row], pa.date32()),
             "settlement_period": pa.array(grid.settlement_period_local[hh_of_row], pa.int16()),
             "consumption_kwh": pa.array(kwh.reshape(-1)[flat_idx], pa.float64()),
-            "quality": pa.DictionaryArray.from_arrays(pa.array(est.astype(np.int32)), pa.array(["A", "E"])),
+            "quality": coded_strings(["A", "E"], est),
             "estimation_reason": pa.array(np.where(est, reason.reshape(-1)[flat_idx], 0).astype(np.int16), pa.int16(), mask=~est),
-            "provenance": pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(flat_idx), dtype=np.int32)), pa.array(["manufactured"])),
+            "provenance": coded_strings(["manufactured"], np.zeros(len(flat_idx), dtype=np.int32)),
         },
         schema=WORK_SCHEMA,
     )
