@@ -38,14 +38,11 @@ def _lexical_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
     """Per row, the rank of its string among the column's distinct values (so integer
     order is string order), and the distinct values in that order. Works on the few
     distinct values, never on per-row strings."""
-    col = col if isinstance(col, pa.ChunkedArray) else pa.chunked_array([col])
-    if not pa.types.is_dictionary(col.type):
-        col = pc.dictionary_encode(col)
-    col = col.unify_dictionaries()
-    if col.num_chunks == 0 or len(col) == 0:
-        return np.zeros(0, dtype=np.int64), np.array([], dtype=str)
-    values = np.asarray(col.chunk(0).dictionary.to_pylist(), dtype=str)
-    idx = np.concatenate([np.asarray(c.indices.to_numpy(zero_copy_only=False), dtype=np.int64) for c in col.chunks])
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col  # unifies dictionaries
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    values = np.asarray(arr.dictionary.to_pylist(), dtype=str)
+    idx = np.asarray(arr.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     order = np.argsort(values, kind="stable")
     rank = np.empty(len(values), dtype=np.int64)
     rank[order] = np.arange(len(values))

@@ -74,7 +74,7 @@ class RunStore:
             digest.update(chunk)
             size += len(chunk)
         if not self._local:
-            self.fs.pipe_file(path, b"".join(chunks) if len(chunks) > 1 else bytes(chunks[0]) if chunks else b"")
+            self.fs.pipe_file(path, b"".join(chunks))
         else:
             with open(path, "wb") as f:  # the local path fsspec resolved; a plain buffered write
                 for chunk in chunks:
