@@ -18,6 +18,7 @@ from mhhs_pipeline.core.load import generate_consumption, generate_load
 from mhhs_pipeline.core.participants import consumption_slices, registration_slices, take_runs
 from mhhs_pipeline.core.registrations import synthesise_registrations
 from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabular
+from mhhs_pipeline.formats.parquet_writer import PreparedParquet, supports
 from mhhs_pipeline.formats.tabular import RenderedCsv
 from mhhs_pipeline.formats.wide import render_wide
 from mhhs_pipeline.io.store import FileRecord, RunStore
@@ -71,10 +72,12 @@ def run_unit(job: UnitJob) -> UnitResult:
     ctx = UnitContext(scenario, RunStore(job.out_url, job.run_id), reg, unit.first_day, unit.last_day)
     formats = set(scenario.outputs.formats)
     csv_on = "csv" in formats
-    # CSV and wide CSV slices are cut from one rendering per unit; the other formats need
-    # the rows themselves.
-    needs_rows = bool(formats - {"csv", "csv_wide", "csv_wide_local"})
+    parquet_on = "parquet" in formats and supports(table.schema)
+    # CSV, wide CSV and Parquet slices are cut from one preparation per unit; the other
+    # formats (IF-021, DCC) need the rows themselves.
+    needs_rows = bool(formats - {"csv", "csv_wide", "csv_wide_local", "parquet"}) or ("parquet" in formats and not parquet_on)
     rendered = RenderedCsv(table) if csv_on else None
+    prepared = PreparedParquet(table) if parquet_on else None
     wides = {fmt: render_wide(table, local=fmt == "csv_wide_local") for fmt in ("csv_wide", "csv_wide_local") if fmt in formats}
     for sl in consumption_slices(reg, reg_rows_all):
         whole = sl.role == "central"
@@ -83,6 +86,8 @@ def run_unit(job: UnitJob) -> UnitResult:
         pre = {}
         if rendered:
             pre["csv"] = rendered.chunks() if whole else rendered.subset_chunks(sl.rows)
+        if prepared:
+            pre["parquet"] = prepared.chunks() if whole else prepared.subset_chunks(sl.rows)
         for fmt, wide in wides.items():
             pre[fmt] = wide.chunks() if whole else wide.subset_chunks(table, sl.rows)
         result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, pre_encoded=pre, n_rows=len(sl.rows))
@@ -98,11 +103,15 @@ def run_unit(job: UnitJob) -> UnitResult:
                 rows = rows[keep.to_numpy(zero_copy_only=False)]
                 data = data.filter(keep)
             rendered = RenderedCsv(data) if csv_on else None
+            prepared = PreparedParquet(data) if "parquet" in formats and supports(data.schema) else None
+            rows_needed = "parquet" in formats and prepared is None  # only tabular formats here
             for sl in consumption_slices(reg, rows):
                 if sl.role in ("data_service", "central"):
                     whole = sl.role == "central"
-                    part = data if whole or not needs_rows else take_runs(data, sl.rows)
-                    pre = {"csv": rendered.chunks() if whole else rendered.subset_chunks(sl.rows)} if rendered else None
+                    part = data if whole or not rows_needed else take_runs(data, sl.rows)
+                    pre = {"csv": rendered.chunks() if whole else rendered.subset_chunks(sl.rows)} if rendered else {}
+                    if prepared:
+                        pre["parquet"] = prepared.chunks() if whole else prepared.subset_chunks(sl.rows)
                     result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, pre_encoded=pre, n_rows=len(sl.rows))
 
     if unit.day_chunk == 0:

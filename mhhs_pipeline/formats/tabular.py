@@ -17,12 +17,21 @@ import pyarrow.parquet as pq
 
 from mhhs_pipeline.core.participants import row_runs
 from mhhs_pipeline.core.schema import coded_strings
-
-PARQUET_ROW_GROUP_ROWS = 1 << 20
+from mhhs_pipeline.formats.parquet_writer import ROW_GROUP_ROWS as PARQUET_ROW_GROUP_ROWS
+from mhhs_pipeline.formats.parquet_writer import PreparedParquet, supports
 
 
 def encode_parquet(table: pa.Table) -> bytes:
-    """Parquet bytes of ``table`` with the canonical column types on read.
+    """Parquet bytes of ``table`` with the canonical column types on read: by our page
+    writer (:mod:`~mhhs_pipeline.formats.parquet_writer`) where it encodes every column
+    type, else by pyarrow (:func:`encode_parquet_pyarrow`)."""
+    if supports(table.schema):
+        return PreparedParquet(table).whole()
+    return encode_parquet_pyarrow(table)
+
+
+def encode_parquet_pyarrow(table: pa.Table) -> bytes:
+    """Parquet bytes of ``table`` by pyarrow's writer (any column type).
 
     Encodings chosen per column type (measured on one 1,000-MPAN x 28-day unit of
     1.5 M rows: 1.8x faster than pyarrow's defaults on plain strings, 6 % smaller):
