@@ -106,11 +106,18 @@ def test_every_subset_reads_back_exactly(
     whole = _read(prepared.chunks())
     assert whole.schema == expected.schema  # types and nullability, no Arrow metadata
     assert whole.equals(expected)
-    # A participant's rows: ascending runs of the unit's rows.
+    # Participants' rows: ascending runs of the unit's rows, all files encoded together
+    # (as a unit's copies are), an empty one and the whole table among them.
     rng = np.random.default_rng(seed + 1)
     rows = np.flatnonzero(np.repeat(rng.random(n // 20 + 1) < keep, 20)[:n])
-    part = _read(prepared.subset_chunks(rows))
+    others = [np.flatnonzero(rng.random(n) < share) for share in (0.3, 0.9)]
+    files = prepared.files([rows, None, np.zeros(0, dtype=np.int64), *others])
+    part = _read(files[0])
     assert part.equals(expected.take(pa.array(rows, pa.int64())))
+    assert _read(files[1]).equals(expected)
+    assert _read(files[2]).num_rows == 0 and _read(files[2]).schema == expected.schema
+    for other, chunks in zip(others, files[3:], strict=True):
+        assert _read(chunks).equals(expected.take(pa.array(other, pa.int64())))
     # -0.0 stays -0.0 (equals() would accept 0.0)
     got = part.column("consumption_kwh").to_numpy()
     assert np.array_equal(

@@ -1,22 +1,25 @@
-"""Parquet files of a unit's table and of any subset of its rows, prepared once per unit.
+"""Parquet files of a unit's table and of any subsets of its rows, prepared once per unit.
 
 Every participant copy of a unit is a subset of the unit's rows (in order), and the same
 values recur in every copy. pyarrow's writer re-encodes each copy from scratch (hashing
 dictionaries, finding runs, computing deltas): ~60 ns per row written, the largest cost
-of a Parquet-only run. :class:`PreparedParquet` does the per-unit work once and cuts each
-copy from it:
+of a Parquet-only run. :class:`PreparedParquet` does the per-unit work once, then encodes
+every copy's column chunks together, a column at a time (:meth:`PreparedParquet.files`):
+a unit has dozens of copies, and numpy's per-call cost, paid per page, would otherwise
+outweigh the small ones.
 
 | column kind | encoding | per copy |
 |---|---|---|
-| few runs (MPAN, MQ, quality, date, ...) | RLE_DICTIONARY, RLE runs | clip the unit's runs to the copy's row runs (no per-row work) |
-| many runs, dictionary-friendly (kWh, strings) | RLE_DICTIONARY, bit-packed | gather codes, shrink the dictionary to the copy's values, pack |
-| many runs, integers (instants, periods) | DELTA_BINARY_PACKED | gather values, encode deltas (a half-hourly series: ~0.02 B/row) |
+| few runs (MPAN, MQ, quality, date, ...) | RLE_DICTIONARY, RLE runs | the unit's runs cut to the copy's row runs (no per-row work) |
+| arithmetic pieces (instants of half-hourly series) | DELTA_BINARY_PACKED | only the 128-delta blocks where a piece starts are spelled out |
+| many runs (kWh, periods, strings) | RLE_DICTIONARY, bit-packed | gather codes, shrink a large dictionary to the copy's values, pack |
+| other integers | DELTA_BINARY_PACKED | gather values, encode deltas |
 
 Files are standard Parquet (format 2, data page v1, zstd, REQUIRED/OPTIONAL flat
 columns, logical and legacy type annotations, min/max statistics on time columns, one
 page per column chunk, row groups of at most 2**20 rows). The Arrow schema is not
 stored: readers get the canonical types (``string`` where the table held dictionaries).
-Tables with other types are written by pyarrow (:func:`supports`).
+Tables with other types (booleans) are written by pyarrow (:func:`supports`).
 """
 
 from __future__ import annotations
@@ -31,12 +34,12 @@ import pyarrow.compute as pc
 from mhhs_pipeline.core.participants import row_runs
 from mhhs_pipeline.formats import parquet_thrift as th
 from mhhs_pipeline.formats.parquet_encodings import (
-    bit_packed,
+    bit_packed_many,
     delta_binary_packed,
-    delta_binary_packed_sparse,
+    delta_sparse_many,
     levels_from_runs,
     plain,
-    rle_runs,
+    rle_runs_many,
     width_for,
 )
 
@@ -52,6 +55,9 @@ PIECES_MAX_SHARE = (
 )  # ...with fewer arithmetic pieces: sparse deltas (most 128-delta blocks plain)
 CODES_MAX_DISTINCT = 1 << 12  # integers over a range this small: dictionary codes (periods 1..50)
 KEEP_WHOLE_DICTIONARY = 64  # a dictionary this small goes whole into every copy (page made once)
+SEEN_TABLE_MAX = (
+    1 << 23
+)  # (segments x dictionary entries) above this: which entries a copy uses, copy by copy
 ZSTD_LEVEL = 1
 CREATED_BY = "mhhs-pipeline parquet writer"
 
@@ -260,7 +266,7 @@ def _clip(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Segments of the unit (beginning at rows ``start``) cut to the rows ``first[i]..last[i]``
     (inclusive, ascending): (segment index, first row, length) of each piece, in row
-    order. O(segments), no per-row work."""
+    order, and how many pieces each interval has. O(segments), no per-row work."""
     lo = np.searchsorted(start, first, side="right") - 1
     hi = np.searchsorted(start, last, side="right")
     count = hi - lo
@@ -268,22 +274,7 @@ def _clip(
     idx = np.arange(int(count.sum())) - base + np.repeat(lo, count)
     begin = np.maximum(start[idx], np.repeat(first, count))
     end = np.minimum(np.r_[start[1:], n_total][idx] - 1, np.repeat(last, count))
-    return idx, begin, end - begin + 1
-
-
-def _clip_runs(
-    start: np.ndarray, code: np.ndarray, n_total: int, first: np.ndarray, last: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The runs of the rows as (lengths, codes), adjacent equal runs merged."""
-    idx, _, lengths = _clip(start, n_total, first, last)
-    return _merge(lengths, code[idx])
-
-
-def _merge(lengths: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if len(codes) <= 1:
-        return lengths, codes
-    heads = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
-    return np.add.reduceat(lengths, heads), codes[heads]
+    return idx, begin, end - begin + 1, count
 
 
 def _runs_of(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -294,36 +285,78 @@ def _runs_of(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.diff(np.r_[heads, len(flags)]), flags[heads]
 
 
-class _Selection:
-    """Rows of one row group: the range ``lo..hi`` of the unit, or explicit ascending rows."""
+class _Segments:
+    """The row groups of every file being written at once, in order: segment ``k`` is rows
+    ``lo..hi`` of the unit (``rows`` None) or the explicit ascending ``rows``."""
 
-    def __init__(self, lo: int, hi: int, rows: np.ndarray | None):
-        self.lo, self.hi, self.rows = lo, hi, rows
-        self.n = hi - lo if rows is None else len(rows)
+    def __init__(self, n_unit: int, selections: list[np.ndarray | None], row_group_rows: int):
+        self.parts: list[tuple[int, int, np.ndarray | None]] = []
+        self.file_of: list[int] = []
+        for f, rows in enumerate(selections):
+            if rows is None:
+                for lo in range(0, n_unit, row_group_rows):
+                    self.parts.append((lo, min(lo + row_group_rows, n_unit), None))
+                    self.file_of.append(f)
+            else:
+                for lo in range(0, len(rows), row_group_rows):
+                    self.parts.append((0, 0, rows[lo : lo + row_group_rows]))
+                    self.file_of.append(f)
+        self.counts = np.array(
+            [hi - lo if r is None else len(r) for lo, hi, r in self.parts], dtype=np.int64
+        )
+        self.offsets = np.r_[0, np.cumsum(self.counts)]
 
-    def take(self, per_row: np.ndarray) -> np.ndarray:
-        return per_row[self.lo : self.hi] if self.rows is None else per_row[self.rows]
+    def __len__(self) -> int:
+        return len(self.parts)
 
     @cached_property
-    def intervals(self) -> tuple[np.ndarray, np.ndarray]:
-        """First and last unit row of each run of consecutive rows."""
-        if self.rows is None:
-            return np.array([self.lo], dtype=np.int64), np.array([self.hi - 1], dtype=np.int64)
-        return row_runs(self.rows)
+    def intervals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first row, last row, segment) of each run of consecutive unit rows."""
+        firsts, lasts, segs = [], [], []
+        for k, (lo, hi, rows) in enumerate(self.parts):
+            if rows is None:
+                first, last = np.array([lo], dtype=np.int64), np.array([hi - 1], dtype=np.int64)
+            else:
+                first, last = row_runs(rows)
+            firsts.append(first)
+            lasts.append(last)
+            segs.append(np.full(len(first), k, dtype=np.int64))
+        return np.concatenate(firsts), np.concatenate(lasts), np.concatenate(segs)
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """Every segment's unit rows, concatenated."""
+        return np.concatenate(
+            [np.arange(lo, hi, dtype=np.int64) if r is None else r for lo, hi, r in self.parts]
+        )
+
+    @cached_property
+    def segment_of_row(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.parts), dtype=np.int64), self.counts)
 
 
 @dataclass
-class _Chunk:
-    pages: list[bytes]
-    meta: list  # ColumnMetaData fields, offsets added when placed
-    has_dictionary: bool
-    first_page_len: int  # bytes of the dictionary page (or 0): data page offset = start + this
-    raw_size: int  # total_uncompressed_size
+class _Encoded:
+    """One column chunk before compression: its page body parts and what the footer says."""
+
+    levels: bytes = b""
+    data: bytes = b""
+    encoding: int = th.PLAIN
+    dictionary: tuple | None = None  # (header, compressed body, raw size, entries)
+    stats: tuple | None = None  # (min, max)
+    null_count: int = 0
+
+
+def _bounds(ends: np.ndarray, segment: np.ndarray, n_segments: int) -> np.ndarray:
+    """Start offsets (plus the total) of each segment's range in ``ends`` (cumulative ends
+    of items grouped by ascending ``segment``)."""
+    last_item = np.searchsorted(segment, np.arange(n_segments), side="right")
+    return np.r_[0, ends][np.r_[0, last_item]]
 
 
 class PreparedParquet:
-    """A unit's table, prepared once; :meth:`chunks` / :meth:`subset_chunks` give the
-    bytes of a Parquet file of all rows / of ascending ``rows``, as chunks in order."""
+    """A unit's table, prepared once; :meth:`files` gives the bytes of Parquet files of
+    all rows or of ascending row subsets, as chunks in order, all encoded together."""
 
     def __init__(
         self, table: pa.Table, *, zstd_level: int = ZSTD_LEVEL, row_group_rows: int = ROW_GROUP_ROWS
@@ -362,32 +395,46 @@ class PreparedParquet:
         )  # TYPE_ORDER
 
     def chunks(self) -> list[bytes]:
-        step = self.row_group_rows
-        return self._file(
-            [_Selection(lo, min(lo + step, self.n), None) for lo in range(0, self.n, step)]
-        )
+        return self.files([None])[0]
 
     def whole(self) -> bytes:
         return b"".join(self.chunks())
 
     def subset_chunks(self, rows: np.ndarray) -> list[bytes]:
-        rows = np.asarray(rows, dtype=np.int64)
-        step = self.row_group_rows
-        return self._file(
-            [_Selection(0, 0, rows[lo : lo + step]) for lo in range(0, len(rows), step)]
+        return self.files([rows])[0]
+
+    def files(self, selections: list[np.ndarray | None]) -> list[list[bytes]]:
+        """One file per selection (``None``: every row; else ascending unit rows)."""
+        segs = _Segments(
+            self.n,
+            [None if r is None else np.asarray(r, dtype=np.int64) for r in selections],
+            self.row_group_rows,
         )
+        encoded = [self._encode(col, segs) for col in self.columns]  # [column][segment]
+        out = []
+        by_file: dict[int, list[int]] = {}
+        for k, f in enumerate(segs.file_of):
+            by_file.setdefault(f, []).append(k)
+        for f in range(len(selections)):
+            out.append(self._file([(k, int(segs.counts[k])) for k in by_file.get(f, [])], encoded))
+        return out
 
-    # -- one column chunk --------------------------------------------------------------
+    # -- columns, every segment at once ------------------------------------------------
 
-    def _page(self, body: bytes, header) -> tuple[bytes, bytes, int]:
-        compressed = self.codec.compress(body, asbytes=True)
-        return header(uncompressed=len(body), compressed=len(compressed)), compressed, len(body)
+    def _encode(self, col: _Column, segs: _Segments) -> list[_Encoded]:
+        if len(segs) == 0:
+            return []
+        if col.mode == "runs":
+            return self._runs(col, segs)
+        if col.mode == "pieces":
+            return self._pieces(col, segs)
+        return self._per_row(col, segs)
 
     def _dictionary_page(
         self, col: _Column, used: np.ndarray | None
     ) -> tuple[bytes, bytes, int, int]:
-        """(header, compressed body, raw body size, entries) of the dictionary page of the
-        ``used`` entries, or of the whole dictionary (``None``; made once per unit)."""
+        """The dictionary page of the ``used`` entries, or of the whole dictionary
+        (``None``; made once per unit)."""
         if used is None and col.whole_dictionary_page is not None:
             return col.whole_dictionary_page
         values = (
@@ -399,179 +446,295 @@ class PreparedParquet:
                 else col.dictionary[used]
             )
         )
-        head, body, raw = self._page(
-            plain(values, col.physical),
-            lambda **k: th.dictionary_page_header(num_values=len(values), **k),
+        body = plain(values, col.physical)
+        compressed = self.codec.compress(body, asbytes=True)
+        page = (
+            th.dictionary_page_header(
+                uncompressed=len(body), compressed=len(compressed), num_values=len(values)
+            ),
+            compressed,
+            len(body),
+            len(values),
         )
-        page = (head, body, raw, len(values))
         if used is None:
             col.whole_dictionary_page = page
         return page
 
-    def _column_chunk(self, col: _Column, sel: _Selection) -> _Chunk:
-        n = sel.n
-        levels = data = b""
-        stats = None  # (min, max) of the chunk's values, where the column has statistics
-        null_count = 0
-        dictionary: tuple | None = None
-        keep_whole = col.dictionary is not None and len(col.dictionary) <= KEEP_WHOLE_DICTIONARY
-        if col.mode == "runs":
-            lengths, codes = _clip_runs(col.run_start, col.run_code, self.n, *sel.intervals)
-            present = codes >= 0
-            if col.nullable:
-                levels = levels_from_runs(*_merge(lengths, present.astype(np.int64)))
-                null_count = int(lengths[~present].sum())
-            lengths, codes = _merge(lengths[present], codes[present])
-            if len(codes):
-                used = None if keep_whole else np.unique(codes)
-                if used is not None:
-                    codes = np.searchsorted(used, codes)
-                dictionary = self._dictionary_page(col, used)
-                width = width_for(dictionary[3])
-                data = bytes([width]) + rle_runs(lengths, codes, width)
-                if col.statistics and col.physical != "byte_array":  # numeric dictionaries ascend
-                    lo, hi = (
-                        (int(codes.min()), int(codes.max()))
-                        if used is None
-                        else (int(used[0]), int(used[-1]))
-                    )
-                    stats = col.dictionary[lo], col.dictionary[hi]
-        elif col.mode == "pieces":  # no nulls (a column with nulls is never in pieces mode)
-            if col.nullable:
-                levels = levels_from_runs(np.array([n]), np.array([1]))
-            data, stats = self._pieces(col, sel)
-        else:
-            valid = sel.take(col.valid) if col.valid is not None else None
-            if col.nullable:
-                levels = levels_from_runs(
-                    *_runs_of(
-                        valid.astype(np.int64) if valid is not None else np.ones(n, dtype=np.int64)
-                    )
-                )
-                null_count = int(n - valid.sum()) if valid is not None else 0
-            per_row = sel.take(col.codes if col.mode == "codes" else col.values)
-            if valid is not None:
-                per_row = per_row[valid]
-            if col.mode == "codes" and len(per_row):
-                used = None
-                if not keep_whole or col.statistics:
-                    seen = np.bincount(per_row, minlength=len(col.dictionary)) > 0
-                    used = np.flatnonzero(seen)
-                    # Entries the copy does not use cost their bytes in its dictionary page;
-                    # shrinking costs a pass over its rows: shrink where the page would be big.
-                    spare = (len(seen) - len(used)) * (8 if col.physical != "byte_array" else 16)
-                    if keep_whole or spare * 50 <= len(per_row) * width_for(len(seen)) // 8:
-                        stats = (
-                            (col.dictionary[used[0]], col.dictionary[used[-1]])
-                            if col.statistics
-                            else None
-                        )
-                        used = None
-                    else:
-                        per_row = (np.cumsum(seen, dtype=np.int32) - 1)[per_row]
-                        stats = (
-                            (col.dictionary[used[0]], col.dictionary[used[-1]])
-                            if col.statistics
-                            else None
-                        )
-                dictionary = self._dictionary_page(col, used)
-                width = width_for(dictionary[3])
-                data = bytes([width]) + bit_packed(per_row, width)
-            elif col.mode == "delta":
-                data = delta_binary_packed(per_row, 32 if col.physical == "int32" else 64)
-                if col.statistics and len(per_row):
-                    stats = int(per_row.min()), int(per_row.max())
-        if col.statistics and col.physical == "byte_array":
-            stats = None  # string statistics: not written (see STATISTICS_COLUMNS)
-        pages: list[bytes] = []
-        if dictionary is not None:
-            d_head, d_body, d_raw, _ = dictionary
-            pages += [d_head, d_body]
-            encoding, encodings = th.RLE_DICTIONARY, [th.PLAIN, th.RLE, th.RLE_DICTIONARY]
-            dict_len, raw_total = len(d_head) + len(d_body), len(d_head) + d_raw
-        else:
-            delta = col.mode in ("delta", "pieces")
-            if not delta:
-                data = b""  # no values (all null): levels only, PLAIN
-            encoding = th.DELTA_BINARY_PACKED if delta else th.PLAIN
-            encodings = [th.RLE, encoding]
-            dict_len = raw_total = 0
-        p_head, p_body, p_raw = self._page(
-            levels + data, lambda **k: th.data_page_header(num_values=n, encoding=encoding, **k)
+    def _levels(
+        self, lengths: np.ndarray, present: np.ndarray, segment: np.ndarray, n_segments: int
+    ) -> list[bytes]:
+        """Definition levels of each segment from runs (lengths, present, segment)."""
+        heads = (
+            np.r_[
+                0, np.flatnonzero((present[1:] != present[:-1]) | (segment[1:] != segment[:-1])) + 1
+            ]
+            if len(lengths)
+            else np.zeros(0, np.int64)
         )
-        pages += [p_head, p_body]
-        raw_total += len(p_head) + p_raw
-        meta = [
-            (1, th.T_I32, col.ptype),
-            (2, th.T_LIST, (th.T_I32, encodings)),
-            (3, th.T_LIST, (th.T_BINARY, [col.name])),
-            (4, th.T_I32, th.ZSTD),
-            (5, th.T_I64, n),
-            (6, th.T_I64, raw_total),
-            (7, th.T_I64, sum(len(p) for p in pages)),
+        lengths, present, segment = (
+            np.add.reduceat(lengths, heads) if len(heads) else lengths,
+            present[heads],
+            segment[heads],
+        )
+        buf, ends = rle_runs_many(
+            lengths, present.astype(np.uint64), np.ones(len(lengths), dtype=np.int64)
+        )
+        bounds = _bounds(ends, segment, n_segments).tolist()
+        data = buf.tobytes()
+        return [
+            (bounds[k + 1] - bounds[k]).to_bytes(4, "little") + data[bounds[k] : bounds[k + 1]]
+            for k in range(n_segments)
         ]
-        if stats is not None:
-            size = {"int32": 4, "int64": 8}.get(col.physical)
-            enc = (
-                (lambda x: int(x).to_bytes(size, "little", signed=True))
-                if size
-                else (lambda x: np.float64(x).tobytes())
-            )
-            meta.append(
-                (
-                    12,
-                    th.T_STRUCT,
-                    [
-                        (3, th.T_I64, null_count),
-                        (5, th.T_BINARY, enc(stats[1])),
-                        (6, th.T_BINARY, enc(stats[0])),
-                    ],
-                )
-            )
-        return _Chunk(pages, meta, dictionary is not None, dict_len, raw_total)
 
-    def _pieces(self, col: _Column, sel: _Selection) -> tuple[bytes, tuple[int, int] | None]:
-        """DELTA_BINARY_PACKED of a pieces-mode column: the copy's deltas are ``step``
-        except where it enters a new piece (its rows' pieces are the unit's, cut)."""
-        idx, begin, length = _clip(col.piece_start, self.n, *sel.intervals)
+    def _runs(self, col: _Column, segs: _Segments) -> list[_Encoded]:
+        """Runs-mode column: the unit's runs cut to every segment's rows, as RLE runs."""
+        first, last, seg_of_interval = segs.intervals
+        idx, begin, length, count = _clip(col.run_start, self.n, first, last)
+        segment = np.repeat(seg_of_interval, count)
+        codes = col.run_code[idx]
+        n_seg = len(segs)
+        out = [_Encoded(encoding=th.RLE_DICTIONARY) for _ in range(n_seg)]
+        present = codes >= 0
+        if col.nullable:
+            for k, levels in enumerate(self._levels(length, present, segment, n_seg)):
+                out[k].levels = levels
+            nulls = np.bincount(segment[~present], weights=length[~present], minlength=n_seg)
+            for k in np.flatnonzero(nulls).tolist():
+                out[k].null_count = int(nulls[k])
+        length, codes, segment = length[present], codes[present], segment[present]
+        if len(codes) > 1:
+            heads = np.r_[
+                0, np.flatnonzero((codes[1:] != codes[:-1]) | (segment[1:] != segment[:-1])) + 1
+            ]
+            length, codes, segment = np.add.reduceat(length, heads), codes[heads], segment[heads]
+        has_values = np.bincount(segment, minlength=n_seg) > 0
+        D = len(col.dictionary)
+        if D <= KEEP_WHOLE_DICTIONARY:
+            widths = np.full(n_seg, width_for(D), dtype=np.int64)
+            used_of = None
+        else:  # each segment's own dictionary: the distinct (segment, code) pairs
+            pairs, new_key = np.unique(segment * D + codes, return_inverse=True)
+            pair_seg = pairs // D
+            pair_start = np.searchsorted(pair_seg, np.arange(n_seg + 1))
+            codes = new_key.reshape(-1) - pair_start[segment]
+            widths = np.array(
+                [width_for(max(1, int(c))) for c in np.diff(pair_start)], dtype=np.int64
+            )
+            used_of = (pairs % D, pair_start)
+        buf, ends = rle_runs_many(length, codes, (widths[segment] + 7) // 8)
+        bounds = _bounds(ends, segment, n_seg).tolist()
+        data = buf.tobytes()
+        numeric_stats = col.statistics and col.physical != "byte_array"
+        if numeric_stats and len(codes):
+            lo_code = np.full(n_seg, np.iinfo(np.int64).max)
+            hi_code = np.full(n_seg, -1)
+            np.minimum.at(lo_code, segment, codes)
+            np.maximum.at(hi_code, segment, codes)
+        for k in np.flatnonzero(has_values).tolist():
+            e = out[k]
+            used = None if used_of is None else used_of[0][used_of[1][k] : used_of[1][k + 1]]
+            e.dictionary = self._dictionary_page(col, used)
+            e.data = bytes((int(widths[k]),)) + data[bounds[k] : bounds[k + 1]]
+            if numeric_stats:
+                values = col.dictionary if used is None else col.dictionary[used]
+                e.stats = values[int(lo_code[k])], values[int(hi_code[k])]
+        for k in np.flatnonzero(~has_values).tolist():
+            out[k].encoding = th.PLAIN  # all null: levels only
+        return out
+
+    def _pieces(self, col: _Column, segs: _Segments) -> list[_Encoded]:
+        """Pieces-mode column (no nulls): sparse deltas, every segment at once."""
+        first, last, seg_of_interval = segs.intervals
+        idx, begin, length, count = _clip(col.piece_start, self.n, first, last)
+        segment = np.repeat(seg_of_interval, count)
         v = col.values
-        ends = begin + length - 1
-        pos = np.cumsum(length)[:-1] - 1  # delta index of each piece after the first
-        data = delta_binary_packed_sparse(
-            int(v[begin[0]]),
-            sel.n,
+        end = begin + length - 1
+        n_seg = len(segs)
+        seg_first_piece = np.searchsorted(segment, np.arange(n_seg))
+        # A delta exception where a segment enters each piece after its first.
+        later = np.ones(len(segment), dtype=bool)
+        later[seg_first_piece[segs.counts > 0]] = False
+        local_end = np.cumsum(length) - np.repeat(
+            segs.offsets[:-1], np.bincount(segment, minlength=n_seg)
+        )  # rows of the segment so far
+        pos = (local_end - length)[later] - 1
+        val = v[begin[later]] - v[end[np.flatnonzero(later) - 1]]
+        firsts = np.where(
+            segs.counts > 0,
+            v[begin[np.minimum(seg_first_piece, len(begin) - 1)]] if len(begin) else 0,
+            0,
+        )
+        pages = delta_sparse_many(
+            firsts,
+            segs.counts,
             col.step,
+            segment[later],
             pos,
-            v[begin[1:]] - v[ends[:-1]],
+            val,
             32 if col.physical == "int32" else 64,
         )
-        if not col.statistics:
-            return data, None
-        endpoints = np.r_[v[begin], v[ends]]  # a piece is arithmetic: its extremes are its ends
-        return data, (int(endpoints.min()), int(endpoints.max()))
+        out = [_Encoded(data=p, encoding=th.DELTA_BINARY_PACKED) for p in pages]
+        if col.nullable:
+            for e, n in zip(out, segs.counts.tolist(), strict=True):
+                e.levels = levels_from_runs(np.array([n]), np.array([1]))
+        if col.statistics and len(begin):
+            ends_v = np.maximum(v[begin], v[end])
+            starts_v = np.minimum(
+                v[begin], v[end]
+            )  # a piece is arithmetic: its extremes are its ends
+            lo = np.full(n_seg, np.iinfo(np.int64).max)
+            hi = np.full(n_seg, np.iinfo(np.int64).min)
+            np.minimum.at(lo, segment, starts_v)
+            np.maximum.at(hi, segment, ends_v)
+            for k in np.flatnonzero(segs.counts > 0).tolist():
+                out[k].stats = int(lo[k]), int(hi[k])
+        return out
 
-    # -- the file ----------------------------------------------------------------------
+    def _per_row(self, col: _Column, segs: _Segments) -> list[_Encoded]:
+        """Codes- and delta-mode columns: the segments' rows gathered once."""
+        n_seg = len(segs)
+        rows = segs.rows
+        seg_of_row = segs.segment_of_row
+        counts = segs.counts
+        out = [_Encoded() for _ in range(n_seg)]
+        per_row = (col.codes if col.mode == "codes" else col.values)[rows]
+        if col.valid is not None:
+            valid = col.valid[rows]
+            if col.nullable:
+                lengths, _ = _runs_of(valid)
+                # runs of validity, split where segments start (a page's levels are its own)
+                cuts = np.unique(np.r_[np.r_[0, np.cumsum(lengths)[:-1]], segs.offsets[1:-1]])
+                cuts = cuts[cuts < len(valid)]
+                lengths = np.diff(np.r_[cuts, len(valid)])
+                present, run_seg = valid[cuts], seg_of_row[cuts]
+                for k, levels in enumerate(self._levels(lengths, present, run_seg, n_seg)):
+                    out[k].levels = levels
+            per_row, seg_of_row = per_row[valid], seg_of_row[valid]
+            counts = np.bincount(seg_of_row, minlength=n_seg)
+            for k, c in enumerate((segs.counts - counts).tolist()):
+                out[k].null_count = int(c)
+        elif col.nullable:
+            for e, n in zip(out, counts.tolist(), strict=True):
+                e.levels = levels_from_runs(np.array([n]), np.array([1]))
+        if col.mode == "delta":
+            bounds = np.r_[0, np.cumsum(counts)].tolist()
+            for k in range(n_seg):
+                values = per_row[bounds[k] : bounds[k + 1]]
+                out[k].data, out[k].encoding = (
+                    delta_binary_packed(values, 32 if col.physical == "int32" else 64),
+                    th.DELTA_BINARY_PACKED,
+                )
+                if col.statistics and len(values):
+                    out[k].stats = int(values.min()), int(values.max())
+            return out
+        D = len(col.dictionary)
+        used_of = None
+        if D > KEEP_WHOLE_DICTIONARY or col.statistics:
+            key = seg_of_row * D + per_row
+            if n_seg * D <= SEEN_TABLE_MAX:
+                seen = np.bincount(key, minlength=n_seg * D).reshape(n_seg, D) > 0
+            else:  # a dictionary about as large as the data: one segment at a time
+                seen = np.zeros((n_seg, D), dtype=bool)
+                bounds = np.r_[0, np.cumsum(counts)].tolist()
+                for k in range(n_seg):
+                    seen[k, per_row[bounds[k] : bounds[k + 1]]] = True
+            n_used = seen.sum(axis=1)
+            # Entries a copy does not use cost their bytes in its dictionary page; shrinking
+            # costs a pass over its rows: shrink where the unused entries would weigh.
+            spare = (D - n_used) * (8 if col.physical != "byte_array" else 16)
+            shrink = (spare * 50 > counts * width_for(D) // 8) & (D > KEEP_WHOLE_DICTIONARY)
+            if shrink.any():  # one lookup for every row: segments kept whole map to themselves
+                lut = np.where(
+                    shrink[:, None],
+                    np.cumsum(seen, axis=1, dtype=np.int32) - 1,
+                    np.arange(D, dtype=np.int32)[None, :],
+                )
+                per_row = lut.reshape(-1)[key]
+            used_of = (seen, shrink)
+        widths = np.full(n_seg, width_for(D), dtype=np.int64)
+        if used_of is not None:
+            widths[used_of[1]] = [width_for(max(1, int(c))) for c in n_used[used_of[1]]]
+        pages = bit_packed_many(per_row, counts, widths)
+        for k in np.flatnonzero(counts > 0).tolist():
+            e = out[k]
+            e.encoding = th.RLE_DICTIONARY
+            used = np.flatnonzero(used_of[0][k]) if used_of is not None else None
+            e.dictionary = self._dictionary_page(
+                col, used if used_of is not None and used_of[1][k] else None
+            )
+            e.data = bytes((int(widths[k]),)) + pages[k]
+            if col.statistics and col.physical != "byte_array":
+                e.stats = col.dictionary[used[0]], col.dictionary[used[-1]]
+        return out
 
-    def _file(self, selections: list[_Selection]) -> list[bytes]:
+    # -- files -------------------------------------------------------------------------
+
+    def _file(self, segments: list[tuple[int, int]], encoded: list[list[_Encoded]]) -> list[bytes]:
         out: list[bytes] = [b"PAR1"]
         pos = 4
         row_groups = []
-        for ordinal, sel in enumerate(selections):
+        for ordinal, (k, n_rows) in enumerate(segments):
             columns, rg_start, rg_raw = [], pos, 0
-            for col in self.columns:
-                chunk = self._column_chunk(col, sel)
-                meta = list(chunk.meta) + [(9, th.T_I64, pos + chunk.first_page_len)]
-                if chunk.has_dictionary:
+            for col, per_segment in zip(self.columns, encoded, strict=True):
+                e = per_segment[k]
+                body = e.levels + e.data
+                compressed = self.codec.compress(body, asbytes=True)
+                head = th.data_page_header(
+                    uncompressed=len(body),
+                    compressed=len(compressed),
+                    num_values=n_rows,
+                    encoding=e.encoding,
+                )
+                pages = [head, compressed]
+                raw = len(head) + len(body)
+                meta_pos = pos
+                if e.dictionary is not None:
+                    d_head, d_body, d_raw, _ = e.dictionary
+                    pages = [d_head, d_body, *pages]
+                    raw += len(d_head) + d_raw
+                    encodings = [th.PLAIN, th.RLE, th.RLE_DICTIONARY]
+                else:
+                    encodings = [th.RLE, e.encoding]
+                size = sum(len(p) for p in pages)
+                meta = [
+                    (1, th.T_I32, col.ptype),
+                    (2, th.T_LIST, (th.T_I32, encodings)),
+                    (3, th.T_LIST, (th.T_BINARY, [col.name])),
+                    (4, th.T_I32, th.ZSTD),
+                    (5, th.T_I64, n_rows),
+                    (6, th.T_I64, raw),
+                    (7, th.T_I64, size),
+                    (9, th.T_I64, pos + size - len(head) - len(compressed)),
+                ]
+                if e.dictionary is not None:
                     meta.append((11, th.T_I64, pos))
-                columns.append([(2, th.T_I64, pos), (3, th.T_STRUCT, meta)])
-                rg_raw += chunk.raw_size
-                out += chunk.pages
-                pos += sum(len(p) for p in chunk.pages)
+                if e.stats is not None and col.physical != "byte_array":
+                    width = {"int32": 4, "int64": 8}.get(col.physical)
+                    enc = (
+                        (lambda x, w=width: int(x).to_bytes(w, "little", signed=True))
+                        if width
+                        else (lambda x: np.float64(x).tobytes())
+                    )
+                    meta.append(
+                        (
+                            12,
+                            th.T_STRUCT,
+                            [
+                                (3, th.T_I64, e.null_count),
+                                (5, th.T_BINARY, enc(e.stats[1])),
+                                (6, th.T_BINARY, enc(e.stats[0])),
+                            ],
+                        )
+                    )
+                columns.append([(2, th.T_I64, meta_pos), (3, th.T_STRUCT, meta)])
+                out += pages
+                pos += size
+                rg_raw += raw
             row_groups.append(
                 [
                     (1, th.T_LIST, (th.T_STRUCT, columns)),
                     (2, th.T_I64, rg_raw),
-                    (3, th.T_I64, sel.n),
+                    (3, th.T_I64, n_rows),
                     (5, th.T_I64, rg_start),
                     (6, th.T_I64, pos - rg_start),
                     (7, th.T_I16, ordinal),
@@ -581,7 +744,7 @@ class PreparedParquet:
             [
                 (1, th.T_I32, 2),
                 (2, th.T_LIST, self._schema),
-                (3, th.T_I64, sum(s.n for s in selections)),
+                (3, th.T_I64, sum(n for _, n in segments)),
                 (4, th.T_LIST, (th.T_STRUCT, row_groups)),
                 (6, th.T_BINARY, CREATED_BY),
                 (7, th.T_LIST, self._column_orders),
