@@ -27,14 +27,28 @@ class Slice:
 
 
 def _group(keys: np.ndarray, role: str) -> list[Slice]:
+    """Rows grouped by key: ascending rows per key, keys in ascending order.
+
+    Rows of one key come in runs (an MPAN's half hours under one registration), so the
+    runs are grouped, not the rows: a stable sort of a few thousand run keys, then each
+    group's rows written out as ranges.
+    """
     if len(keys) == 0:
         return []
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    cuts = np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1
-    starts = np.r_[0, cuts]
-    ends = np.r_[cuts, len(keys)]
-    return [Slice(role, str(sorted_keys[s]), order[s:e]) for s, e in zip(starts, ends, strict=True)]
+    starts = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1]
+    lengths = np.diff(np.r_[starts, len(keys)])
+    order = np.argsort(keys[starts], kind="stable")
+    run_keys = keys[starts][order]
+    cuts = np.r_[0, np.flatnonzero(run_keys[1:] != run_keys[:-1]) + 1, len(order)]
+    # every row, group after group: run starts repeated and counted up within each run
+    run_len = lengths[order]
+    within = np.arange(len(keys), dtype=np.int64) - np.repeat(np.cumsum(run_len) - run_len, run_len)
+    rows = np.repeat(starts[order], run_len) + within
+    row_cuts = np.r_[0, np.cumsum(run_len)][cuts]
+    return [
+        Slice(role, str(run_keys[cuts[i]]), rows[row_cuts[i] : row_cuts[i + 1]])
+        for i in range(len(cuts) - 1)
+    ]
 
 
 def row_runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +70,9 @@ def take_runs(table: pa.Table, rows: np.ndarray) -> pa.Table:
     first, last = row_runs(rows)
     if len(first) == 0:
         return table.slice(0, 0)
-    return pa.concat_tables([table.slice(a, b - a + 1) for a, b in zip(first.tolist(), last.tolist(), strict=True)])
+    return pa.concat_tables(
+        [table.slice(a, b - a + 1) for a, b in zip(first.tolist(), last.tolist(), strict=True)]
+    )
 
 
 def ldso_ids(distributor_ids: np.ndarray) -> np.ndarray:
@@ -71,9 +87,15 @@ def ldso_ids(distributor_ids: np.ndarray) -> np.ndarray:
 
 def consumption_slices(registrations: pa.Table, registration_row: np.ndarray) -> list[Slice]:
     """Row slices of a unit's consumption for every participant, central included."""
-    supplier = np.asarray(registrations.column("supplier_id").to_numpy(zero_copy_only=False)).astype(str)
-    data_service = np.asarray(registrations.column("data_service_id").to_numpy(zero_copy_only=False)).astype(str)
-    ldso = ldso_ids(np.asarray(registrations.column("distributor_id").to_numpy(zero_copy_only=False)))
+    supplier = np.asarray(
+        registrations.column("supplier_id").to_numpy(zero_copy_only=False)
+    ).astype(str)
+    data_service = np.asarray(
+        registrations.column("data_service_id").to_numpy(zero_copy_only=False)
+    ).astype(str)
+    ldso = ldso_ids(
+        np.asarray(registrations.column("distributor_id").to_numpy(zero_copy_only=False))
+    )
     # Group registration rows first (few), then map rows through them: cheap at volume.
     out: list[Slice] = []
     for role, per_reg in (("supplier", supplier), ("data_service", data_service), ("ldso", ldso)):

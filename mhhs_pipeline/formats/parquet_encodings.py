@@ -271,16 +271,6 @@ def rle_runs_many(
     return mat[keep], np.cumsum(head_len + value_bytes)
 
 
-def bit_packed_many(codes: np.ndarray, counts: np.ndarray, widths: np.ndarray) -> list[bytes]:
-    """One bit-packed run per page: page ``s`` holds the next ``counts[s]`` codes, packed
-    ``widths[s]`` bits each. Page by page: packing is per row anyway, and contiguous
-    slices need no gathering (batching pages of one width measured slower)."""
-    bounds = np.r_[0, np.cumsum(counts)].tolist()
-    return [
-        bit_packed(codes[bounds[s] : bounds[s + 1]], int(widths[s])) for s in range(len(counts))
-    ]
-
-
 def delta_sparse_many(
     first: np.ndarray,
     counts: np.ndarray,

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from mhhs_pipeline.core.participants import row_runs
 from mhhs_pipeline.formats import parquet_thrift as th
 from mhhs_pipeline.formats.parquet_encodings import (
-    bit_packed_many,
+    bit_packed,
     delta_binary_packed,
     delta_sparse_many,
     levels_from_runs,
@@ -323,17 +323,6 @@ class _Segments:
             segs.append(np.full(len(first), k, dtype=np.int64))
         return np.concatenate(firsts), np.concatenate(lasts), np.concatenate(segs)
 
-    @cached_property
-    def rows(self) -> np.ndarray:
-        """Every segment's unit rows, concatenated."""
-        return np.concatenate(
-            [np.arange(lo, hi, dtype=np.int64) if r is None else r for lo, hi, r in self.parts]
-        )
-
-    @cached_property
-    def segment_of_row(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.parts), dtype=np.int64), self.counts)
-
 
 @dataclass
 class _Encoded:
@@ -591,80 +580,48 @@ class PreparedParquet:
         return out
 
     def _per_row(self, col: _Column, segs: _Segments) -> list[_Encoded]:
-        """Codes- and delta-mode columns: the segments' rows gathered once."""
-        n_seg = len(segs)
-        rows = segs.rows
-        seg_of_row = segs.segment_of_row
-        counts = segs.counts
-        out = [_Encoded() for _ in range(n_seg)]
-        per_row = (col.codes if col.mode == "codes" else col.values)[rows]
-        if col.valid is not None:
-            valid = col.valid[rows]
-            if col.nullable:
-                lengths, _ = _runs_of(valid)
-                # runs of validity, split where segments start (a page's levels are its own)
-                cuts = np.unique(np.r_[np.r_[0, np.cumsum(lengths)[:-1]], segs.offsets[1:-1]])
-                cuts = cuts[cuts < len(valid)]
-                lengths = np.diff(np.r_[cuts, len(valid)])
-                present, run_seg = valid[cuts], seg_of_row[cuts]
-                for k, levels in enumerate(self._levels(lengths, present, run_seg, n_seg)):
-                    out[k].levels = levels
-            per_row, seg_of_row = per_row[valid], seg_of_row[valid]
-            counts = np.bincount(seg_of_row, minlength=n_seg)
-            for k, c in enumerate((segs.counts - counts).tolist()):
-                out[k].null_count = int(c)
-        elif col.nullable:
-            for e, n in zip(out, counts.tolist(), strict=True):
+        """Codes- and delta-mode columns, segment by segment: the work is per row anyway,
+        and a segment of the unit's rows is a view, not a gather."""
+        out = []
+        D = len(col.dictionary) if col.mode == "codes" else 0
+        bits = 32 if col.physical == "int32" else 64
+        for lo, hi, rows in segs.parts:
+            e = _Encoded()
+            out.append(e)
+            source = col.codes if col.mode == "codes" else col.values
+            values = source[lo:hi] if rows is None else source[rows]
+            n = len(values)
+            if col.valid is not None:
+                valid = col.valid[lo:hi] if rows is None else col.valid[rows]
+                if col.nullable:
+                    e.levels = levels_from_runs(*_runs_of(valid.astype(np.int64)))
+                e.null_count = int(n - np.count_nonzero(valid))
+                values = values[valid]
+            elif col.nullable:
                 e.levels = levels_from_runs(np.array([n]), np.array([1]))
-        if col.mode == "delta":
-            bounds = np.r_[0, np.cumsum(counts)].tolist()
-            for k in range(n_seg):
-                values = per_row[bounds[k] : bounds[k + 1]]
-                out[k].data, out[k].encoding = (
-                    delta_binary_packed(values, 32 if col.physical == "int32" else 64),
-                    th.DELTA_BINARY_PACKED,
-                )
+            if col.mode == "delta":
+                e.data, e.encoding = delta_binary_packed(values, bits), th.DELTA_BINARY_PACKED
                 if col.statistics and len(values):
-                    out[k].stats = int(values.min()), int(values.max())
-            return out
-        D = len(col.dictionary)
-        used_of = None
-        if D > KEEP_WHOLE_DICTIONARY or col.statistics:
-            key = seg_of_row * D + per_row
-            if n_seg * D <= SEEN_TABLE_MAX:
-                seen = np.bincount(key, minlength=n_seg * D).reshape(n_seg, D) > 0
-            else:  # a dictionary about as large as the data: one segment at a time
-                seen = np.zeros((n_seg, D), dtype=bool)
-                bounds = np.r_[0, np.cumsum(counts)].tolist()
-                for k in range(n_seg):
-                    seen[k, per_row[bounds[k] : bounds[k + 1]]] = True
-            n_used = seen.sum(axis=1)
-            # Entries a copy does not use cost their bytes in its dictionary page; shrinking
-            # costs a pass over its rows: shrink where the unused entries would weigh.
-            spare = (D - n_used) * (8 if col.physical != "byte_array" else 16)
-            shrink = (spare * 50 > counts * width_for(D) // 8) & (D > KEEP_WHOLE_DICTIONARY)
-            if shrink.any():  # one lookup for every row: segments kept whole map to themselves
-                lut = np.where(
-                    shrink[:, None],
-                    np.cumsum(seen, axis=1, dtype=np.int32) - 1,
-                    np.arange(D, dtype=np.int32)[None, :],
-                )
-                per_row = lut.reshape(-1)[key]
-            used_of = (seen, shrink)
-        widths = np.full(n_seg, width_for(D), dtype=np.int64)
-        if used_of is not None:
-            widths[used_of[1]] = [width_for(max(1, int(c))) for c in n_used[used_of[1]]]
-        pages = bit_packed_many(per_row, counts, widths)
-        for k in np.flatnonzero(counts > 0).tolist():
-            e = out[k]
+                    e.stats = int(values.min()), int(values.max())
+                continue
+            if not len(values):
+                continue  # all null: levels only, PLAIN
+            used = None
+            if D > KEEP_WHOLE_DICTIONARY or col.statistics:
+                seen = np.bincount(values, minlength=D) > 0
+                in_use = np.flatnonzero(seen)
+                if col.statistics and col.physical != "byte_array":
+                    e.stats = col.dictionary[in_use[0]], col.dictionary[in_use[-1]]
+                # Entries a copy does not use cost their bytes in its dictionary page;
+                # shrinking costs a pass over its rows: shrink where they would weigh.
+                spare = (D - len(in_use)) * (8 if col.physical != "byte_array" else 16)
+                if D > KEEP_WHOLE_DICTIONARY and spare * 50 > len(values) * width_for(D) // 8:
+                    used = in_use
+                    values = (np.cumsum(seen, dtype=np.int32) - 1)[values]
             e.encoding = th.RLE_DICTIONARY
-            used = np.flatnonzero(used_of[0][k]) if used_of is not None else None
-            e.dictionary = self._dictionary_page(
-                col, used if used_of is not None and used_of[1][k] else None
-            )
-            e.data = bytes((int(widths[k]),)) + pages[k]
-            if col.statistics and col.physical != "byte_array":
-                e.stats = col.dictionary[used[0]], col.dictionary[used[-1]]
+            e.dictionary = self._dictionary_page(col, used)
+            width = width_for(e.dictionary[3])
+            e.data = bytes((width,)) + bit_packed(values, width)
         return out
 
     # -- files -------------------------------------------------------------------------
