@@ -52,18 +52,10 @@ def run_unit(job: UnitJob) -> UnitResult:
     result = UnitResult(unit.unit_id)
 
     t0 = time.perf_counter()
-    reg = (
-        job.registrations
-        if job.registrations is not None
-        else synthesise_registrations(scenario, unit.site_start, unit.site_stop)
-    )
+    reg = job.registrations if job.registrations is not None else synthesise_registrations(scenario, unit.site_start, unit.site_stop)
     faults = scenario.outputs.fault_datasets
     out = generate_load(scenario, reg, unit.first_day, unit.last_day) if faults else None
-    gen = (
-        out.consumption
-        if out
-        else generate_consumption(scenario, reg, unit.first_day, unit.last_day)
-    )
+    gen = out.consumption if out else generate_consumption(scenario, reg, unit.first_day, unit.last_day)
     table, reg_rows_all = gen.table, gen.registration_row
     actual_mpans = None
     if job.actual is not None and job.actual.num_rows:
@@ -77,30 +69,17 @@ def run_unit(job: UnitJob) -> UnitResult:
     if scenario.outputs.report:
         result.report = summarise(table, reg, reg_rows_all)
 
-    ctx = UnitContext(
-        scenario, RunStore(job.out_url, job.run_id), reg, unit.first_day, unit.last_day
-    )
+    ctx = UnitContext(scenario, RunStore(job.out_url, job.run_id), reg, unit.first_day, unit.last_day)
     formats = set(scenario.outputs.formats)
     csv_on = "csv" in formats
-    parquet_on = "parquet" in formats and supports(table.schema)
-    # CSV, wide CSV and Parquet slices are cut from one preparation per unit; the other
-    # formats (IF-021, DCC) need the rows themselves.
-    needs_rows = bool(formats - {"csv", "csv_wide", "csv_wide_local", "parquet"}) or (
-        "parquet" in formats and not parquet_on
-    )
+    # CSV, wide CSV and Parquet files are cut from one preparation per unit (every copy's
+    # Parquet encoded together); the other formats (IF-021, DCC) need the rows themselves.
+    prepared = _prepared_parquet(table, formats)
+    needs_rows = bool(formats - {"csv", "csv_wide", "csv_wide_local", "parquet"}) or ("parquet" in formats and prepared is None)
     rendered = RenderedCsv(table) if csv_on else None
-    prepared = PreparedParquet(table) if parquet_on else None
-    wides = {
-        fmt: render_wide(table, local=fmt == "csv_wide_local")
-        for fmt in ("csv_wide", "csv_wide_local")
-        if fmt in formats
-    }
+    wides = {fmt: render_wide(table, local=fmt == "csv_wide_local") for fmt in ("csv_wide", "csv_wide_local") if fmt in formats}
     slices = consumption_slices(reg, reg_rows_all)
-    parquet_files = (
-        prepared.files([None if sl.role == "central" else sl.rows for sl in slices])
-        if prepared
-        else None
-    )
+    parquet_files = _parquet_files(prepared, slices)
     for i, sl in enumerate(slices):
         whole = sl.role == "central"
         part = table if whole or not needs_rows else take_runs(table, sl.rows)
@@ -112,16 +91,7 @@ def run_unit(job: UnitJob) -> UnitResult:
             pre["parquet"] = parquet_files[i]
         for fmt, wide in wides.items():
             pre[fmt] = wide.chunks() if whole else wide.subset_chunks(table, sl.rows)
-        result.records += deliver_consumption(
-            ctx,
-            sl.role,
-            sl.participant_id,
-            unit.unit_id,
-            part,
-            reg_rows,
-            pre_encoded=pre,
-            n_rows=len(sl.rows),
-        )
+        result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, pre_encoded=pre, n_rows=len(sl.rows))
 
     if out is not None:
         # Raw meter reads (with faults) and their ground truth go to data services and central.
@@ -134,44 +104,34 @@ def run_unit(job: UnitJob) -> UnitResult:
                 rows = rows[keep.to_numpy(zero_copy_only=False)]
                 data = data.filter(keep)
             rendered = RenderedCsv(data) if csv_on else None
-            prepared = (
-                PreparedParquet(data) if "parquet" in formats and supports(data.schema) else None
-            )
+            prepared = _prepared_parquet(data, formats)
             rows_needed = "parquet" in formats and prepared is None  # only tabular formats here
-            slices = [
-                sl for sl in consumption_slices(reg, rows) if sl.role in ("data_service", "central")
-            ]
-            parquet_files = (
-                prepared.files([None if sl.role == "central" else sl.rows for sl in slices])
-                if prepared
-                else None
-            )
+            slices = [sl for sl in consumption_slices(reg, rows) if sl.role in ("data_service", "central")]
+            parquet_files = _parquet_files(prepared, slices)
             for i, sl in enumerate(slices):
                 whole = sl.role == "central"
                 part = data if whole or not rows_needed else take_runs(data, sl.rows)
-                pre = (
-                    {"csv": rendered.chunks() if whole else rendered.subset_chunks(sl.rows)}
-                    if rendered
-                    else {}
-                )
+                pre = {"csv": rendered.chunks() if whole else rendered.subset_chunks(sl.rows)} if rendered else {}
                 if parquet_files:
                     pre["parquet"] = parquet_files[i]
-                result.records += write_tabular(
-                    ctx,
-                    sl.role,
-                    sl.participant_id,
-                    dataset,
-                    unit.unit_id,
-                    part,
-                    pre_encoded=pre,
-                    n_rows=len(sl.rows),
-                )
+                result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, pre_encoded=pre, n_rows=len(sl.rows))
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"
-        for sl in registration_slices(reg):
+        slices = registration_slices(reg)
+        parquet_files = _parquet_files(_prepared_parquet(reg, formats), slices)
+        for i, sl in enumerate(slices):
             part = reg if sl.role == "central" else reg.take(sl.rows)
-            result.records += write_tabular(
-                ctx, sl.role, sl.participant_id, "registrations", block_id, part
-            )
+            pre = {"parquet": parquet_files[i]} if parquet_files else None
+            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part, pre_encoded=pre)
     return result
+
+
+def _prepared_parquet(table: pa.Table, formats: set[str]) -> PreparedParquet | None:
+    """The table prepared for Parquet, where Parquet is wanted and our writer encodes it."""
+    return PreparedParquet(table) if "parquet" in formats and supports(table.schema) else None
+
+
+def _parquet_files(prepared: PreparedParquet | None, slices: list) -> list[list[bytes]] | None:
+    """Every participant's Parquet file (as chunks), encoded together; central gets all rows."""
+    return prepared.files([None if sl.role == "central" else sl.rows for sl in slices]) if prepared else None

@@ -76,11 +76,11 @@ def _table(
         ),
         "event_id": pa.array(_shape(rng, n, shapes[1]), pa.int64()),
         "maybe_instant": pa.array(ts, pa.int64(), mask=mask).cast(UTC_US),
+        "domestic": pa.array(rng.random(n) < 0.7),
+        "maybe_flag": pa.array(rng.random(n) < 0.5, mask=rng.random(n) < null_share),
     }
-    fields = [
-        pa.field(k, v.type, nullable=k in ("estimation_reason", "note", "maybe_instant"))
-        for k, v in cols.items()
-    ]
+    nullable = ("estimation_reason", "note", "maybe_instant", "maybe_flag")
+    fields = [pa.field(k, v.type, nullable=k in nullable) for k, v in cols.items()]
     return pa.Table.from_arrays(list(cols.values()), schema=pa.schema(fields))
 
 
@@ -170,7 +170,7 @@ def test_empty_and_single_row_tables():
 
 
 def test_unsupported_types_fall_back_to_pyarrow():
-    table = pa.table({"flag": pa.array([True, False]), "x": pa.array([1, 2], pa.int64())})
+    table = pa.table({"count": pa.array([1, 2], pa.uint32()), "x": pa.array([1, 2], pa.int64())})
     assert not supports(table.schema)
     assert pq.read_table(pa.BufferReader(encode_parquet(table))).equals(table)
     with pytest.raises(ValueError, match="page writer"):

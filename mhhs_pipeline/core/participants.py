@@ -70,9 +70,7 @@ def take_runs(table: pa.Table, rows: np.ndarray) -> pa.Table:
     first, last = row_runs(rows)
     if len(first) == 0:
         return table.slice(0, 0)
-    return pa.concat_tables(
-        [table.slice(a, b - a + 1) for a, b in zip(first.tolist(), last.tolist(), strict=True)]
-    )
+    return pa.concat_tables([table.slice(a, b - a + 1) for a, b in zip(first.tolist(), last.tolist(), strict=True)])
 
 
 def ldso_ids(distributor_ids: np.ndarray) -> np.ndarray:
@@ -87,15 +85,9 @@ def ldso_ids(distributor_ids: np.ndarray) -> np.ndarray:
 
 def consumption_slices(registrations: pa.Table, registration_row: np.ndarray) -> list[Slice]:
     """Row slices of a unit's consumption for every participant, central included."""
-    supplier = np.asarray(
-        registrations.column("supplier_id").to_numpy(zero_copy_only=False)
-    ).astype(str)
-    data_service = np.asarray(
-        registrations.column("data_service_id").to_numpy(zero_copy_only=False)
-    ).astype(str)
-    ldso = ldso_ids(
-        np.asarray(registrations.column("distributor_id").to_numpy(zero_copy_only=False))
-    )
+    supplier = np.asarray(registrations.column("supplier_id").to_numpy(zero_copy_only=False)).astype(str)
+    data_service = np.asarray(registrations.column("data_service_id").to_numpy(zero_copy_only=False)).astype(str)
+    ldso = ldso_ids(np.asarray(registrations.column("distributor_id").to_numpy(zero_copy_only=False)))
     # Group registration rows first (few), then map rows through them: cheap at volume.
     out: list[Slice] = []
     for role, per_reg in (("supplier", supplier), ("data_service", data_service), ("ldso", ldso)):

@@ -19,7 +19,7 @@ Files are standard Parquet (format 2, data page v1, zstd, REQUIRED/OPTIONAL flat
 columns, logical and legacy type annotations, min/max statistics on time columns, one
 page per column chunk, row groups of at most 2**20 rows). The Arrow schema is not
 stored: readers get the canonical types (``string`` where the table held dictionaries).
-Tables with other types (booleans) are written by pyarrow (:func:`supports`).
+Booleans are PLAIN bits. Tables with other types are written by pyarrow (:func:`supports`).
 """
 
 from __future__ import annotations
@@ -92,6 +92,8 @@ def _type_info(typ: pa.DataType) -> tuple[str, int, int | None, list | None] | N
         return "int64", th.INT64, None, None
     if pa.types.is_float64(typ):
         return "double", th.DOUBLE, None, None
+    if pa.types.is_boolean(typ):
+        return "boolean", th.BOOLEAN, None, None
     return None
 
 
@@ -166,7 +168,7 @@ class _Column:
     converted: int | None
     logical: list | None
     nullable: bool
-    mode: str  # "runs" | "codes" | "pieces" | "delta"
+    mode: str  # "runs" | "codes" | "pieces" | "delta" | "bool"
     statistics: bool
     valid: np.ndarray | None = None  # per row (codes / delta modes), None = no nulls
     codes: np.ndarray | None = None  # per row dictionary code (codes mode)
@@ -183,6 +185,20 @@ def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
     physical, ptype, converted, logical = _type_info(field.type)
     n = len(arr)
     valid = np.asarray(arr.is_valid()) if arr.null_count else None
+    if physical == "boolean":  # PLAIN bits (Parquet has no dictionary for booleans)
+        col = _Column(
+            field.name,
+            physical,
+            ptype,
+            converted,
+            logical,
+            field.nullable,
+            "bool",
+            False,
+            valid=valid,
+        )
+        col.values = np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+        return col
     if physical == "byte_array":
         if not pa.types.is_dictionary(arr.type):
             arr = pc.dictionary_encode(arr)
@@ -417,7 +433,27 @@ class PreparedParquet:
             return self._runs(col, segs)
         if col.mode == "pieces":
             return self._pieces(col, segs)
+        if col.mode == "bool":
+            return self._booleans(col, segs)
         return self._per_row(col, segs)
+
+    def _booleans(self, col: _Column, segs: _Segments) -> list[_Encoded]:
+        out = []
+        for lo, hi, rows in segs.parts:
+            e = _Encoded(encoding=th.PLAIN)
+            values = col.values[lo:hi] if rows is None else col.values[rows]
+            if col.valid is not None:
+                valid = col.valid[lo:hi] if rows is None else col.valid[rows]
+                e.levels = (
+                    levels_from_runs(*_runs_of(valid.astype(np.int64))) if col.nullable else b""
+                )
+                e.null_count = int(len(values) - np.count_nonzero(valid))
+                values = values[valid]
+            elif col.nullable:
+                e.levels = levels_from_runs(np.array([len(values)]), np.array([1]))
+            e.data = np.packbits(values, bitorder="little").tobytes()
+            out.append(e)
+        return out
 
     def _dictionary_page(
         self, col: _Column, used: np.ndarray | None
