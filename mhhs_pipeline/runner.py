@@ -18,7 +18,7 @@ from mhhs_pipeline.core.load import generate_consumption, generate_load
 from mhhs_pipeline.core.participants import consumption_slices, registration_slices, take_runs
 from mhhs_pipeline.core.registrations import synthesise_registrations
 from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabular
-from mhhs_pipeline.formats.parquet_writer import PreparedParquet, supports
+from mhhs_pipeline.formats.parquet_writer import PreparedParquet, worthwhile
 from mhhs_pipeline.formats.tabular import RenderedCsv
 from mhhs_pipeline.formats.wide import render_wide
 from mhhs_pipeline.io.store import FileRecord, RunStore
@@ -118,18 +118,15 @@ def run_unit(job: UnitJob) -> UnitResult:
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"
-        slices = registration_slices(reg)
-        parquet_files = _parquet_files(_prepared_parquet(reg, formats), slices)
-        for i, sl in enumerate(slices):
+        for sl in registration_slices(reg):
             part = reg if sl.role == "central" else reg.take(sl.rows)
-            pre = {"parquet": parquet_files[i]} if parquet_files else None
-            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part, pre_encoded=pre)
+            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part)
     return result
 
 
 def _prepared_parquet(table: pa.Table, formats: set[str]) -> PreparedParquet | None:
-    """The table prepared for Parquet, where Parquet is wanted and our writer encodes it."""
-    return PreparedParquet(table) if "parquet" in formats and supports(table.schema) else None
+    """The table prepared for Parquet, where Parquet is wanted and our writer pays."""
+    return PreparedParquet(table) if "parquet" in formats and worthwhile(table) else None
 
 
 def _parquet_files(prepared: PreparedParquet | None, slices: list) -> list[list[bytes]] | None:

@@ -163,7 +163,7 @@ def test_statistics_bound_each_row_group():
 def test_empty_and_single_row_tables():
     schema = dictionary_strings(CONSUMPTION_SCHEMA)
     empty = schema.empty_table()
-    back = pq.read_table(pa.BufferReader(encode_parquet(empty)))
+    back = pq.read_table(pa.BufferReader(PreparedParquet(empty).whole()))
     assert back.num_rows == 0 and back.schema == CONSUMPTION_SCHEMA
     one = _table(1, 1, ("series", "runs", "few"), 0.0, False)
     assert _read(PreparedParquet(one).chunks()).equals(plain_strings(one))
@@ -193,3 +193,20 @@ def test_fast_page_headers_match_the_generic_encoder(unc, comp, n, enc):
     k = {"uncompressed": unc, "compressed": comp, "num_values": n}
     assert th.data_page_header(**k, encoding=enc) == th.data_page_header_generic(**k, encoding=enc)
     assert th.dictionary_page_header(**k) == th.dictionary_page_header_generic(**k)
+
+
+@given(
+    offset=st.integers(0, 2**40),
+    n=st.integers(0, 2**31 - 1),
+    sizes=st.tuples(st.integers(0, 2**40), st.integers(0, 2**40), st.integers(0, 2**40)),
+    dictionary=st.one_of(st.none(), st.integers(0, 2**40)),
+    stats=st.one_of(st.none(), st.tuples(st.integers(0, 2**40), st.binary(max_size=8), st.binary(max_size=8))),
+    encodings=st.sampled_from([[0, 3, 8], [3, 5], [3, 0]]),
+)
+def test_fast_column_chunks_match_the_generic_encoder(offset, n, sizes, dictionary, stats, encodings):
+    k = {
+        "file_offset": offset, "num_values": n, "uncompressed": sizes[0], "compressed": sizes[1],
+        "data_page_offset": sizes[2], "dictionary_page_offset": dictionary, "statistics": stats,
+    }  # fmt: skip
+    fast = th.column_chunk(th.column_chunk_prefix(2, encodings, "period_end_utc"), **k)
+    assert bytes(fast) == th.column_chunk_generic(2, encodings, "period_end_utc", **k)

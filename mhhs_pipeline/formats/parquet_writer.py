@@ -102,6 +102,17 @@ def supports(schema: pa.Schema) -> bool:
     return all(_type_info(f.type) is not None for f in schema)
 
 
+MIN_ROWS = (
+    1 << 16
+)  # below this, pyarrow's writer is as fast or faster (measured: registrations 44 vs 63 ms)
+
+
+def worthwhile(table: pa.Table) -> bool:
+    """Whether to write ``table`` (and its subsets) with this writer rather than pyarrow's:
+    every column type supported and enough rows for preparing once to pay."""
+    return table.num_rows >= MIN_ROWS and supports(table.schema)
+
+
 def _numbers(arr: pa.Array) -> np.ndarray:
     """Values of a fixed-width column straight from its buffer (int64, or float64 for
     doubles); null slots read as 0."""
@@ -395,6 +406,9 @@ class PreparedParquet:
                 element.append((10, th.T_STRUCT, col.logical))
             schema.append(element)
         self._schema = th.encode_value(th.T_LIST, (th.T_STRUCT, schema))
+        self._prefixes: dict[
+            tuple, bytes
+        ] = {}  # ColumnMetaData's fixed fields, per column and encodings
         self._column_orders = th.encode_value(
             th.T_LIST, (th.T_STRUCT, [[(1, th.T_STRUCT, [])] for _ in self.columns])
         )  # TYPE_ORDER
@@ -689,18 +703,7 @@ class PreparedParquet:
                 else:
                     encodings = [th.RLE, e.encoding]
                 size = sum(len(p) for p in pages)
-                meta = [
-                    (1, th.T_I32, col.ptype),
-                    (2, th.T_LIST, (th.T_I32, encodings)),
-                    (3, th.T_LIST, (th.T_BINARY, [col.name])),
-                    (4, th.T_I32, th.ZSTD),
-                    (5, th.T_I64, n_rows),
-                    (6, th.T_I64, raw),
-                    (7, th.T_I64, size),
-                    (9, th.T_I64, pos + size - len(head) - len(compressed)),
-                ]
-                if e.dictionary is not None:
-                    meta.append((11, th.T_I64, pos))
+                stats = None
                 if e.stats is not None and col.physical != "byte_array":
                     width = {"int32": 4, "int64": 8}.get(col.physical)
                     enc = (
@@ -708,18 +711,17 @@ class PreparedParquet:
                         if width
                         else (lambda x: np.float64(x).tobytes())
                     )
-                    meta.append(
-                        (
-                            12,
-                            th.T_STRUCT,
-                            [
-                                (3, th.T_I64, e.null_count),
-                                (5, th.T_BINARY, enc(e.stats[1])),
-                                (6, th.T_BINARY, enc(e.stats[0])),
-                            ],
-                        )
+                    stats = (e.null_count, enc(e.stats[0]), enc(e.stats[1]))
+                key = (col.name, tuple(encodings))
+                if key not in self._prefixes:
+                    self._prefixes[key] = th.column_chunk_prefix(col.ptype, encodings, col.name)
+                columns.append(
+                    th.column_chunk(
+                        self._prefixes[key], file_offset=meta_pos, num_values=n_rows, uncompressed=raw, compressed=size,
+                        data_page_offset=pos + size - len(head) - len(compressed),
+                        dictionary_page_offset=pos if e.dictionary is not None else None, statistics=stats,
                     )
-                columns.append([(2, th.T_I64, meta_pos), (3, th.T_STRUCT, meta)])
+                )  # fmt: skip
                 out += pages
                 pos += size
                 rg_raw += raw

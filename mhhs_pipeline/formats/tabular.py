@@ -18,14 +18,14 @@ import pyarrow.parquet as pq
 from mhhs_pipeline.core.participants import row_runs
 from mhhs_pipeline.core.schema import coded_strings
 from mhhs_pipeline.formats.parquet_writer import ROW_GROUP_ROWS as PARQUET_ROW_GROUP_ROWS
-from mhhs_pipeline.formats.parquet_writer import PreparedParquet, supports
+from mhhs_pipeline.formats.parquet_writer import PreparedParquet, worthwhile
 
 
 def encode_parquet(table: pa.Table) -> bytes:
     """Parquet bytes of ``table`` with the canonical column types on read: by our page
-    writer (:mod:`~mhhs_pipeline.formats.parquet_writer`) where it encodes every column
-    type, else by pyarrow (:func:`encode_parquet_pyarrow`)."""
-    if supports(table.schema):
+    writer (:mod:`~mhhs_pipeline.formats.parquet_writer`) for large tables of the types
+    it encodes, else by pyarrow (:func:`encode_parquet_pyarrow`)."""
+    if worthwhile(table):
         return PreparedParquet(table).whole()
     return encode_parquet_pyarrow(table)
 
