@@ -136,27 +136,25 @@ def _numbers(arr: pa.Array) -> np.ndarray:
 
 
 def _dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct values, code of each value): by a presence table when the values
-    are integers (or exact thousandths, e.g. kWh) over a small range, else by sorting."""
+    """(sorted distinct values, int32 code of each value): by a presence table when the
+    values are integers (or exact thousandths, e.g. kWh) over a small range, else hashed."""
     if len(values) == 0:
-        return values, np.zeros(0, dtype=np.int64)
+        return values, np.zeros(0, dtype=np.int32)
     if values.dtype == np.float64:
-        milli = np.rint(values * 1000.0)
-        ints = milli.astype(np.int64)
-        exact = np.isfinite(values).all() and np.array_equal(
-            (ints / 1000.0).view(np.int64), values.view(np.int64)
-        )
-        if exact:
+        ints = np.rint(values * 1000.0).astype(np.int64)
+        # Exact thousandths, bit for bit (-0.0, NaN and infinities fail and are hashed).
+        if np.array_equal((ints / 1000.0).view(np.int64), values.view(np.int64)):
             uniq, codes = _dense_codes(ints)
             return uniq / 1000.0, codes
-        uniq, codes = _hashed_codes(values.view(np.int64))  # bit patterns: -0.0 and NaNs kept
+        uniq, codes = _hashed_codes(values.view(np.int64))
         return uniq.view(np.float64), codes
     lo, hi = int(values.min()), int(values.max())
     if hi - lo < max(1 << 16, 4 * len(values)):
+        offset = values - lo
         present = np.zeros(hi - lo + 1, dtype=bool)
-        present[values - lo] = True
-        code_of = np.cumsum(present) - 1
-        return np.flatnonzero(present) + lo, code_of[values - lo]
+        present[offset] = True
+        code_of = np.cumsum(present, dtype=np.int32) - 1
+        return np.flatnonzero(present) + lo, code_of[offset]
     return _hashed_codes(values)
 
 
@@ -168,7 +166,7 @@ def _hashed_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(distinct, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return distinct[order], rank[np.asarray(encoded.indices)]
+    return distinct[order], rank.astype(np.int32)[np.asarray(encoded.indices)]
 
 
 @dataclass
@@ -229,7 +227,7 @@ def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
     change = key[1:] != key[:-1]
     if valid is not None:
         change |= valid[1:] != valid[:-1]
-    run_start = np.r_[0, np.flatnonzero(change) + 1] if n else np.zeros(0, dtype=np.int64)
+    few_runs = np.count_nonzero(change) + 1 <= max(16, n * RUNS_MAX_SHARE)  # counted before listing them
     col = _Column(
         field.name,
         physical,
@@ -241,7 +239,8 @@ def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
         statistics,
         valid=valid,
     )
-    if len(run_start) <= max(16, n * RUNS_MAX_SHARE):
+    if few_runs:
+        run_start = np.r_[0, np.flatnonzero(change) + 1] if n else np.zeros(0, dtype=np.int64)
         run_valid = valid[run_start] if valid is not None else np.ones(len(run_start), dtype=bool)
         run_code = np.full(len(run_start), -1, dtype=np.int64)
         if physical == "byte_array":
@@ -255,7 +254,7 @@ def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
     elif physical == "double":
         col.mode = "codes"
         col.dictionary, codes = _dense_codes(numbers)
-        col.codes = codes.astype(np.int32)
+        col.codes = codes.astype(np.int32, copy=False)
     else:
         _integer_mode(col, numbers)
     return col
@@ -283,7 +282,7 @@ def _integer_mode(col: _Column, numbers: np.ndarray) -> None:
     if hi - lo < CODES_MAX_DISTINCT:
         col.mode = "codes"
         col.dictionary, codes = _dense_codes(numbers)
-        col.codes = codes.astype(np.int32)
+        col.codes = codes.astype(np.int32, copy=False)
         return
     col.mode, col.values = "delta", numbers
 
