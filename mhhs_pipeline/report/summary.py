@@ -124,11 +124,17 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
     kwh = consumption.column("consumption_kwh").to_numpy()[rows]
     na = len(arch_values)
 
-    # ((arch * 4 + season) * 2 + weekend) * 48 + slot, with the half hour's part per distinct half hour.
-    key = arch * (4 * 2 * 48) + ((g_season * 2 + g_weekend) * 48 + g_slot)[hh]
+    # Sums per (archetype, half hour) first: one pass over the rows; the shape and monthly
+    # tables then aggregate that small matrix, not the rows again.
+    ng = len(grid)
+    ah = arch * ng + hh
+    ah_sum = np.bincount(ah, weights=kwh, minlength=na * ng).reshape(na, ng)
+    ah_cnt = np.bincount(ah, minlength=na * ng).reshape(na, ng)
+    # ((arch * 4 + season) * 2 + weekend) * 48 + slot
+    key = (np.arange(na)[:, None] * (4 * 2 * 48) + ((g_season * 2 + g_weekend) * 48 + g_slot)[None, :]).reshape(-1)
     size = na * 4 * 2 * 48
-    ksum = np.bincount(key, weights=kwh, minlength=size)
-    kcnt = np.bincount(key, minlength=size)
+    ksum = np.bincount(key, weights=ah_sum.reshape(-1), minlength=size)
+    kcnt = np.bincount(key, weights=ah_cnt.reshape(-1), minlength=size).astype(np.int64)
     nz = np.flatnonzero(kcnt)
     shape = pa.table(
         {
@@ -137,15 +143,16 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
             "day_kind": np.array(["weekday", "weekend"])[(nz // 48) % 2],
             "local_slot": (nz % 48).astype(np.int16),
             "kwh_sum": ksum[nz],
-            "periods": kcnt[nz].astype(np.int64),
+            "periods": kcnt[nz],
         },
         schema=SHAPE_SCHEMA,
     )
-    m0 = int(g_key[hh].min()) if len(hh) else 0
-    nm = int(g_key[hh].max()) - m0 + 1 if len(hh) else 1
-    mk = arch * nm + (g_key - m0)[hh]
-    msum = np.bincount(mk, weights=kwh, minlength=na * nm)
-    mcnt = np.bincount(mk, minlength=na * nm)
+    used = ah_cnt.sum(axis=0) > 0
+    m0 = int(g_key[used].min()) if used.any() else 0
+    nm = int(g_key[used].max()) - m0 + 1 if used.any() else 1
+    mk = (np.arange(na)[:, None] * nm + (g_key - m0)[None, :]).reshape(-1)
+    msum = np.bincount(mk, weights=ah_sum.reshape(-1), minlength=na * nm)
+    mcnt = np.bincount(mk, weights=ah_cnt.reshape(-1), minlength=na * nm).astype(np.int64)
     nz = np.flatnonzero(mcnt)
     mabs = m0 + nz % nm
     monthly = pa.table(
@@ -153,7 +160,7 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
             "archetype": arch_values[nz // nm],
             "month": [f"{int(k) // 12}-{int(k) % 12 + 1:02d}" for k in mabs],
             "kwh_sum": msum[nz],
-            "periods": mcnt[nz].astype(np.int64),
+            "periods": mcnt[nz],
         },
         schema=MONTHLY_SCHEMA,
     )
