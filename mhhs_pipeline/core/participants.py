@@ -27,28 +27,30 @@ class Slice:
 
 
 def _group(keys: np.ndarray, role: str) -> list[Slice]:
-    """Rows grouped by key: ascending rows per key, keys in ascending order.
-
-    Rows of one key come in runs (an MPAN's half hours under one registration), so the
-    runs are grouped, not the rows: a stable sort of a few thousand run keys, then each
-    group's rows written out as ranges.
-    """
+    """Rows grouped by key: ascending rows per key, keys in ascending order."""
     if len(keys) == 0:
         return []
     starts = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1]
-    lengths = np.diff(np.r_[starts, len(keys)])
-    order = np.argsort(keys[starts], kind="stable")
-    run_keys = keys[starts][order]
-    cuts = np.r_[0, np.flatnonzero(run_keys[1:] != run_keys[:-1]) + 1, len(order)]
-    # every row, group after group: run starts repeated and counted up within each run
+    return _group_runs(starts, np.diff(np.r_[starts, len(keys)]), keys[starts], role)
+
+
+def _group_runs(starts: np.ndarray, lengths: np.ndarray, run_keys: np.ndarray, role: str) -> list[Slice]:
+    """Runs of rows (``starts``, ``lengths``, ascending) grouped by their keys.
+
+    Rows of one participant come in runs (an MPAN's half hours under one registration), so
+    the runs are grouped, not the rows: a stable sort of a few thousand run keys, then each
+    group's rows written out as ranges.
+    """
+    order = np.argsort(run_keys, kind="stable")
+    sorted_keys = run_keys[order]
+    cuts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1, len(order)]
     run_len = lengths[order]
-    within = np.arange(len(keys), dtype=np.int64) - np.repeat(np.cumsum(run_len) - run_len, run_len)
+    total = int(run_len.sum())
+    # every row, group after group: run starts repeated and counted up within each run
+    within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(run_len) - run_len, run_len)
     rows = np.repeat(starts[order], run_len) + within
     row_cuts = np.r_[0, np.cumsum(run_len)][cuts]
-    return [
-        Slice(role, str(run_keys[cuts[i]]), rows[row_cuts[i] : row_cuts[i + 1]])
-        for i in range(len(cuts) - 1)
-    ]
+    return [Slice(role, str(sorted_keys[cuts[i]]), rows[row_cuts[i] : row_cuts[i + 1]]) for i in range(len(cuts) - 1)]
 
 
 def row_runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,13 +90,19 @@ def consumption_slices(registrations: pa.Table, registration_row: np.ndarray) ->
     supplier = np.asarray(registrations.column("supplier_id").to_numpy(zero_copy_only=False)).astype(str)
     data_service = np.asarray(registrations.column("data_service_id").to_numpy(zero_copy_only=False)).astype(str)
     ldso = ldso_ids(np.asarray(registrations.column("distributor_id").to_numpy(zero_copy_only=False)))
-    # Group registration rows first (few), then map rows through them: cheap at volume.
+    # Rows come in runs of one registration: find them once, then group the runs by each
+    # role's participant (few runs, not millions of rows).
     out: list[Slice] = []
+    registration_row = np.asarray(registration_row)
+    n = len(registration_row)
+    starts = np.r_[0, np.flatnonzero(registration_row[1:] != registration_row[:-1]) + 1] if n else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.r_[starts, n])
+    run_registration = registration_row[starts]
     for role, per_reg in (("supplier", supplier), ("data_service", data_service), ("ldso", ldso)):
         uniq, code = np.unique(per_reg, return_inverse=True)
-        # Few participants: 16-bit codes make numpy's stable sort a radix sort (~5x faster).
-        row_code = code.astype(np.int16 if len(uniq) < 2**15 else np.int64)[registration_row]
-        for sl in _group(row_code, role):
+        if not n:
+            continue
+        for sl in _group_runs(starts, lengths, code.reshape(-1)[run_registration], role):
             out.append(Slice(role, str(uniq[int(sl.participant_id)]), sl.rows))
     out.append(Slice("central", CENTRAL_ID, np.arange(len(registration_row), dtype=np.int64)))
     return out
