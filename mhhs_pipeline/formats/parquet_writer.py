@@ -149,12 +149,25 @@ def _dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         uniq, codes = _hashed_codes(values.view(np.int64))
         return uniq.view(np.float64), codes
     lo, hi = int(values.min()), int(values.max())
-    if hi - lo < max(1 << 16, 4 * len(values)):
+    span = max(1 << 16, 4 * len(values))
+    if hi - lo < span:
         offset = values - lo
         present = np.zeros(hi - lo + 1, dtype=bool)
         present[offset] = True
         code_of = np.cumsum(present, dtype=np.int32) - 1
         return np.flatnonzero(present) + lo, code_of[offset]
+    offset = values - lo
+    outside = offset >= span
+    if np.count_nonzero(outside) <= len(values) // 16:
+        # Mostly a small range with a few far values (raw register reads, fault sentinels):
+        # a presence table for the range, sorting for the few; those all sort after it.
+        present = np.zeros(span, dtype=bool)
+        present[offset[~outside]] = True
+        code_of = np.cumsum(present, dtype=np.int32) - 1
+        far, far_code = np.unique(values[outside], return_inverse=True)
+        codes = code_of[np.where(outside, 0, offset)]
+        codes[outside] = int(code_of[-1]) + 1 + far_code.reshape(-1)
+        return np.r_[np.flatnonzero(present) + lo, far], codes
     return _hashed_codes(values)
 
 

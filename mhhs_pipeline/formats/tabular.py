@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 
 from mhhs_pipeline.core.participants import row_runs
 from mhhs_pipeline.core.schema import coded_strings
-from mhhs_pipeline.formats.parquet_writer import ROW_GROUP_ROWS as PARQUET_ROW_GROUP_ROWS
 from mhhs_pipeline.formats.parquet_writer import MIN_ROWS, PreparedParquet, worthwhile
+from mhhs_pipeline.formats.parquet_writer import ROW_GROUP_ROWS as PARQUET_ROW_GROUP_ROWS
 
 
 def encode_parquet(table: pa.Table) -> bytes:
