@@ -74,12 +74,12 @@ def run_unit(job: UnitJob) -> UnitResult:
     csv_on = "csv" in formats
     # CSV, wide CSV and Parquet files are cut from one preparation per unit (every copy's
     # Parquet encoded together); the other formats (IF-021, DCC) need the rows themselves.
-    prepared = _prepared_parquet(table, formats)
+    prepared = prepared_parquet(table, formats)
     needs_rows = bool(formats - {"csv", "csv_wide", "csv_wide_local", "parquet"}) or ("parquet" in formats and prepared is None)
     rendered = RenderedCsv(table) if csv_on else None
     wides = {fmt: render_wide(table, local=fmt == "csv_wide_local") for fmt in ("csv_wide", "csv_wide_local") if fmt in formats}
     slices = consumption_slices(reg, reg_rows_all)
-    parquet_files = _parquet_files(prepared, slices)
+    parquet_files = parquet_files_of(prepared, slices)
     for i, sl in enumerate(slices):
         whole = sl.role == "central"
         part = table if whole or not needs_rows else take_runs(table, sl.rows)
@@ -104,10 +104,10 @@ def run_unit(job: UnitJob) -> UnitResult:
                 rows = rows[keep.to_numpy(zero_copy_only=False)]
                 data = data.filter(keep)
             rendered = RenderedCsv(data) if csv_on else None
-            prepared = _prepared_parquet(data, formats)
+            prepared = prepared_parquet(data, formats)
             rows_needed = "parquet" in formats and prepared is None  # only tabular formats here
             slices = [sl for sl in consumption_slices(reg, rows) if sl.role in ("data_service", "central")]
-            parquet_files = _parquet_files(prepared, slices)
+            parquet_files = parquet_files_of(prepared, slices)
             for i, sl in enumerate(slices):
                 whole = sl.role == "central"
                 part = data if whole or not rows_needed else take_runs(data, sl.rows)
@@ -124,11 +124,11 @@ def run_unit(job: UnitJob) -> UnitResult:
     return result
 
 
-def _prepared_parquet(table: pa.Table, formats: set[str]) -> PreparedParquet | None:
+def prepared_parquet(table: pa.Table, formats: set[str]) -> PreparedParquet | None:
     """The table prepared for Parquet, where Parquet is wanted and our writer pays."""
     return PreparedParquet(table) if "parquet" in formats and worthwhile(table) else None
 
 
-def _parquet_files(prepared: PreparedParquet | None, slices: list) -> list[list[bytes]] | None:
+def parquet_files_of(prepared: PreparedParquet | None, slices: list) -> list[list[bytes]] | None:
     """Every participant's Parquet file (as chunks), encoded together; central gets all rows."""
     return prepared.files([None if sl.role == "central" else sl.rows for sl in slices]) if prepared else None
