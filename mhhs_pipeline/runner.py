@@ -64,6 +64,8 @@ def run_unit(job: UnitJob) -> UnitResult:
         reg_rows_all = gen.registration_row[idx]
         actual_mpans = pc.unique(job.actual.column("mpan_core"))
     result.generate_seconds = time.perf_counter() - t0
+    raw_sets = [] if out is None else [("meter_reads_raw", out.meter_reads_raw, out.raw_registration_row), ("ground_truth", out.ground_truth, out.truth_registration_row)]
+    out = gen = None  # the consumption table stays referenced by ``table`` alone (released below)
     result.half_hours = table.num_rows
     result.mpans = len(set(reg.column("mpan_core").to_pylist()))
     if scenario.outputs.report:
@@ -92,13 +94,15 @@ def run_unit(job: UnitJob) -> UnitResult:
         for fmt, wide in wides.items():
             pre[fmt] = wide.chunks() if whole else wide.subset_chunks(table, sl.rows)
         result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, pre_encoded=pre, n_rows=len(sl.rows))
+        if parquet_files:
+            parquet_files[i] = None  # landed: its bytes can go
+    # The consumption phase (table, renderings, encodings) is released before the raw reads
+    # are prepared: a unit's peak memory is then one phase's, not two.
+    table = reg_rows_all = rendered = wides = prepared = parquet_files = part = pre = reg_rows = None
 
-    if out is not None:
+    if raw_sets:
         # Raw meter reads (with faults) and their ground truth go to data services and central.
-        for dataset, data, rows in (
-            ("meter_reads_raw", out.meter_reads_raw, out.raw_registration_row),
-            ("ground_truth", out.ground_truth, out.truth_registration_row),
-        ):
+        for dataset, data, rows in raw_sets:
             if actual_mpans is not None:  # an MPAN with actual data has no manufactured raw reads
                 keep = pc.invert(pc.is_in(data.column("mpan_core"), actual_mpans))
                 rows = rows[keep.to_numpy(zero_copy_only=False)]
