@@ -298,20 +298,21 @@ def _table(sim: Simulation, kwh: np.ndarray, quality_e: np.ndarray, reason: np.n
     """Canonical rows for the series-days with a registration in force."""
     n_days = sim.grid.n_days
     H = n_days * 48
-    has_reg = sim.reg_idx[sim.series_mpan] >= 0  # [S, D]
-    sel = np.repeat(has_reg, 48, axis=1).reshape(-1)
-    flat_idx = np.flatnonzero(sel)
-    series_of_row = flat_idx // H
-    hh_of_row = flat_idx % H
-    day_of_row = hh_of_row // 48
+    reg_of_day = sim.reg_idx[sim.series_mpan]  # [S, D]
+    # Rows come in whole series-days: index the (series, day) pairs, then expand by 48
+    # (repeats instead of dividing every row index).
+    pairs = np.flatnonzero(reg_of_day.reshape(-1) >= 0)
+    series_of_pair, day_of_pair = pairs // n_days, pairs % n_days
+    hh_of_row = (np.repeat(day_of_pair * 48, 48).reshape(-1, 48) + np.arange(48)).reshape(-1)
+    flat_idx = np.repeat(series_of_pair * H, 48) + hh_of_row
     est = quality_e.reshape(-1)[flat_idx]
     grid = sim.grid
     core_dict = pa.array(sim.m.core)
     mq_vals = pa.array(list(MQ_CODES))
     table = pa.table(
         {
-            "mpan_core": coded_strings(core_dict, sim.series_mpan[series_of_row]),
-            "measurement_quantity": coded_strings(mq_vals, sim.series_mq[series_of_row]),
+            "mpan_core": coded_strings(core_dict, np.repeat(sim.series_mpan[series_of_pair], 48)),
+            "measurement_quantity": coded_strings(mq_vals, np.repeat(sim.series_mq[series_of_pair], 48)),
             "period_end_utc": pa.array(grid.period_end_utc[hh_of_row], pa.timestamp("us", tz="UTC")),
             "settlement_date": pa.array(grid.settlement_date_local[hh_of_row], pa.date32()),
             "settlement_period": pa.array(grid.settlement_period_local[hh_of_row], pa.int16()),
@@ -322,7 +323,7 @@ def _table(sim: Simulation, kwh: np.ndarray, quality_e: np.ndarray, reason: np.n
         },
         schema=WORK_SCHEMA,
     )
-    reg_row = sim.reg_idx[sim.series_mpan[series_of_row], day_of_row]
+    reg_row = np.repeat(reg_of_day[series_of_pair, day_of_pair], 48)
     return GeneratedConsumption(table=table, registration_row=reg_row)
 
 
