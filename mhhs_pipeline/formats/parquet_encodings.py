@@ -118,99 +118,22 @@ _MINI = DELTA_BLOCK // DELTA_MINIBLOCKS
 
 
 def delta_binary_packed(values: np.ndarray, physical_bits: int) -> bytes:
-    """DELTA_BINARY_PACKED of int values whose physical type is INT32 or INT64."""
+    """DELTA_BINARY_PACKED of int values whose physical type is INT32 or INT64: one page
+    of :func:`delta_sparse_many`, every delta that differs from the first an exception."""
     v = np.asarray(values, dtype=np.int64)
-    if len(v) <= 1:
-        return delta_binary_packed_sparse(
-            int(v[0]) if len(v) else 0,
-            len(v),
-            0,
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-            physical_bits,
-        )
     d = np.diff(v)
-    step = int(d[0])
+    step = int(d[0]) if len(d) else 0
     pos = np.flatnonzero(d != step)
-    return delta_binary_packed_sparse(int(v[0]), len(v), step, pos, d[pos], physical_bits)
-
-
-def delta_binary_packed_sparse(
-    first: int, n: int, step: int, pos: np.ndarray, val: np.ndarray, physical_bits: int
-) -> bytes:
-    """DELTA_BINARY_PACKED of ``n`` values starting at ``first`` whose deltas are ``step``
-    except ``val`` at delta positions ``pos`` (ascending). Work is per block that holds an
-    exception: a half-hourly series (one delta) costs O(n / 128).
-
-    Deltas wrap in the physical width (INT32 / INT64), as readers compute them.
-    """
-    header = (
-        varint(DELTA_BLOCK)
-        + varint(DELTA_MINIBLOCKS)
-        + varint(n)
-        + varint(zigzag(first) & 0xFFFFFFFFFFFFFFFF)
-    )
-    if n <= 1:
-        return header
-    if physical_bits == 32:
-        step = ((step + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-        val = ((np.asarray(val, dtype=np.int64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-    mask = _U64((1 << physical_bits) - 1)
-    m = n - 1
-    n_blocks = -(-m // DELTA_BLOCK)
-    pos = np.asarray(pos, dtype=np.int64)
-    special = np.unique(
-        np.r_[pos // DELTA_BLOCK, n_blocks - 1]
-    )  # the last block is always spelled out
-    blocks = np.full((len(special), DELTA_BLOCK), step, dtype=np.int64)
-    blocks[np.searchsorted(special, pos // DELTA_BLOCK), pos % DELTA_BLOCK] = val
-    last_real = m - (n_blocks - 1) * DELTA_BLOCK
-    blocks[-1, last_real:] = np.iinfo(np.int64).max  # padding: never the block's minimum
-    mins = blocks.min(axis=1)
-    adj = (blocks.view(_U64) - mins.view(_U64)[:, None]) & mask
-    adj[-1, last_real:] = 0
-    minis = adj.reshape(len(special), DELTA_MINIBLOCKS, _MINI)
-    widths = bit_length(minis.max(axis=2).reshape(-1)).reshape(len(special), DELTA_MINIBLOCKS)
-    widths[-1, -(-last_real // _MINI) :] = 0  # the last block writes only the miniblocks it needs
-    body_bytes = widths * (_MINI // 8)  # 32 values x w bits = 4w bytes
-
-    zz = np.where(
-        mins < 0,
-        (mins.view(_U64) << _U64(1)) ^ _U64(0xFFFFFFFFFFFFFFFF),
-        mins.view(_U64) << _U64(1),
-    )
-    head, head_len = _varints(zz)
-    plain_head = np.frombuffer(
-        varint(zigzag(step) & 0xFFFFFFFFFFFFFFFF) + bytes(DELTA_MINIBLOCKS), dtype=np.uint8
-    )
-    block_len = np.full(n_blocks, len(plain_head), dtype=np.int64)
-    block_len[special] = head_len + DELTA_MINIBLOCKS + body_bytes.sum(axis=1)
-    block_start = np.zeros(n_blocks, dtype=np.int64)
-    np.cumsum(block_len[:-1], out=block_start[1:])
-    out = np.empty(int(block_start[-1] + block_len[-1]), dtype=np.uint8)
-    # Blocks without an exception: min delta = step, four zero widths, no body.
-    is_plain = np.ones(n_blocks, dtype=bool)
-    is_plain[special] = False
-    out[block_start[is_plain][:, None] + np.arange(len(plain_head))[None, :]] = plain_head
-    # Blocks with one: min delta (zigzag varint), the four widths, then miniblock bodies
-    # grouped by width so each width packs in one vectorised call.
-    start = block_start[special]
-    keep = np.arange(head.shape[1])[None, :] < head_len[:, None]
-    out[(start[:, None] + np.arange(head.shape[1])[None, :])[keep]] = head[keep]
-    out[(start + head_len)[:, None] + np.arange(DELTA_MINIBLOCKS)[None, :]] = widths.astype(
-        np.uint8
-    )
-    body_start = (start + head_len + DELTA_MINIBLOCKS)[:, None] + np.concatenate(
-        [np.zeros((len(special), 1), dtype=np.int64), np.cumsum(body_bytes, axis=1)[:, :-1]], axis=1
-    )
-    flat_widths = widths.reshape(-1)
-    flat_start = body_start.reshape(-1)
-    flat_minis = minis.reshape(-1, _MINI)
-    for w in np.unique(flat_widths[flat_widths > 0]).tolist():
-        sel = np.flatnonzero(flat_widths == w)
-        packed = pack_bits(flat_minis[sel].reshape(-1), w).reshape(len(sel), 4 * w)
-        out[flat_start[sel][:, None] + np.arange(4 * w)[None, :]] = packed
-    return header + out.tobytes()
+    first = np.array([v[0] if len(v) else 0])
+    return delta_sparse_many(
+        first,
+        np.array([len(v)]),
+        step,
+        np.zeros(len(pos), dtype=np.int64),
+        pos,
+        d[pos],
+        physical_bits,
+    )[0]
 
 
 def plain(values: pa.Array | np.ndarray, physical: str) -> bytes:
@@ -263,7 +186,9 @@ def rle_runs_many(
     ) & _U64(0xFF)
     mat = np.concatenate([head, val.astype(np.uint8)], axis=1)
     ends = np.cumsum(head_len + value_bytes)
-    if head_len.min() == head.shape[1] and value_bytes.min() == nb:  # runs all one size: rows as they are
+    if (
+        head_len.min() == head.shape[1] and value_bytes.min() == nb
+    ):  # runs all one size: rows as they are
         return mat.reshape(-1), ends
     keep = np.concatenate(
         [

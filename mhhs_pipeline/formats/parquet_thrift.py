@@ -118,7 +118,7 @@ def _i32(value: int) -> bytes:
 
 
 # Page headers are written for every column chunk of every copy: spelled out byte by byte
-# (the same bytes encode_struct gives; a test checks) rather than through the generic encoder.
+# (the same bytes as encode_struct gives: tests/test_parquet_writer.py checks) rather than through the generic encoder.
 _I32_FIELD = (1 << 4) | T_I32  # field id +1, i32
 _STRUCT_PLUS_2 = (2 << 4) | T_STRUCT
 _STRUCT_PLUS_4 = (4 << 4) | T_STRUCT
@@ -143,35 +143,6 @@ def dictionary_page_header(*, uncompressed: int, compressed: int, num_values: in
             bytes((_STRUCT_PLUS_4, _I32_FIELD)), _i32(num_values), bytes((_I32_FIELD,)), _i32(PLAIN), b"\0\0",
         )
     )  # fmt: skip
-
-
-def data_page_header_generic(
-    *, uncompressed: int, compressed: int, num_values: int, encoding: int
-) -> bytes:
-    """The same header through :func:`encode_struct` (the reference for the fast one)."""
-    return encode_struct(
-        [
-            (1, T_I32, DATA_PAGE),
-            (2, T_I32, uncompressed),
-            (3, T_I32, compressed),
-            (
-                5,
-                T_STRUCT,
-                [(1, T_I32, num_values), (2, T_I32, encoding), (3, T_I32, RLE), (4, T_I32, RLE)],
-            ),
-        ]
-    )
-
-
-def dictionary_page_header_generic(*, uncompressed: int, compressed: int, num_values: int) -> bytes:
-    return encode_struct(
-        [
-            (1, T_I32, DICTIONARY_PAGE),
-            (2, T_I32, uncompressed),
-            (3, T_I32, compressed),
-            (7, T_STRUCT, [(1, T_I32, num_values), (2, T_I32, PLAIN)]),
-        ]
-    )
 
 
 def column_chunk_prefix(ptype: int, encodings: list[int], name: str) -> bytes:
@@ -205,7 +176,7 @@ def column_chunk(
     statistics: tuple[int, bytes, bytes] | None,
 ) -> Encoded:
     """A ColumnChunk (with its ColumnMetaData) spelled out byte by byte: a unit writes
-    hundreds; the same bytes as :func:`column_chunk_generic` (a test checks).
+    hundreds; the same bytes as :func:`encode_struct` of the struct (a test checks).
     ``statistics``: (null count, min, max) as PLAIN bytes."""
     i64 = (1 << 4) | T_I64
     parts = [
@@ -225,29 +196,3 @@ def column_chunk(
         ]  # fmt: skip
     parts.append(b"\0\0")
     return Encoded(b"".join(parts))
-
-
-def column_chunk_generic(
-    ptype: int,
-    encodings: list[int],
-    name: str,
-    *,
-    file_offset: int,
-    num_values: int,
-    uncompressed: int,
-    compressed: int,
-    data_page_offset: int,
-    dictionary_page_offset: int | None,
-    statistics: tuple[int, bytes, bytes] | None,
-) -> bytes:
-    """The same ColumnChunk through :func:`encode_struct` (the reference for the fast one)."""
-    meta = [
-        (1, T_I32, ptype), (2, T_LIST, (T_I32, encodings)), (3, T_LIST, (T_BINARY, [name])), (4, T_I32, ZSTD),
-        (5, T_I64, num_values), (6, T_I64, uncompressed), (7, T_I64, compressed), (9, T_I64, data_page_offset),
-    ]  # fmt: skip
-    if dictionary_page_offset is not None:
-        meta.append((11, T_I64, dictionary_page_offset))
-    if statistics is not None:
-        nulls, lo, hi = statistics
-        meta.append((12, T_STRUCT, [(3, T_I64, nulls), (5, T_BINARY, hi), (6, T_BINARY, lo)]))
-    return encode_struct([(2, T_I64, file_offset), (3, T_STRUCT, meta)])

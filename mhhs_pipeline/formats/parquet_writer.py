@@ -210,18 +210,19 @@ def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
     physical, ptype, converted, logical = _type_info(field.type)
     n = len(arr)
     valid = np.asarray(arr.is_valid()) if arr.null_count else None
+    col = _Column(
+        field.name,
+        physical,
+        ptype,
+        converted,
+        logical,
+        field.nullable,
+        "runs",
+        statistics,
+        valid=valid,
+    )
     if physical == "boolean":  # PLAIN bits (Parquet has no dictionary for booleans)
-        col = _Column(
-            field.name,
-            physical,
-            ptype,
-            converted,
-            logical,
-            field.nullable,
-            "bool",
-            False,
-            valid=valid,
-        )
+        col.mode, col.statistics = "bool", False
         col.values = np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
         return col
     if physical == "byte_array":
@@ -243,18 +244,9 @@ def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
     change = key[1:] != key[:-1]
     if valid is not None:
         change |= valid[1:] != valid[:-1]
-    few_runs = np.count_nonzero(change) + 1 <= max(16, n * RUNS_MAX_SHARE)  # counted before listing them
-    col = _Column(
-        field.name,
-        physical,
-        ptype,
-        converted,
-        logical,
-        field.nullable,
-        "runs",
-        statistics,
-        valid=valid,
-    )
+    few_runs = np.count_nonzero(change) + 1 <= max(
+        16, n * RUNS_MAX_SHARE
+    )  # counted before listing them
     if few_runs:
         run_start = np.r_[0, np.flatnonzero(change) + 1] if n else np.zeros(0, dtype=np.int64)
         run_valid = valid[run_start] if valid is not None else np.ones(len(run_start), dtype=bool)
