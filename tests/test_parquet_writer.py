@@ -1,4 +1,4 @@
-"""Our Parquet page writer, judged by independent readers: pyarrow and DuckDB.
+"""Our Parquet page writer, judged by independent readers: pyarrow, DuckDB and Polars.
 
 Every file must read back as exactly the rows it was cut from, with the canonical
 types, whatever the column shape (long runs, arithmetic series with breaks, a few
@@ -8,9 +8,11 @@ distinct values, wide random integers, nulls), the row subset or the row-group s
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -142,6 +144,18 @@ def test_duckdb_reads_the_same_values(tmp_path):
         if name.endswith("_utc") or name == "maybe_instant":
             a = [x.astimezone(dt.UTC) if x is not None else None for x in a]
         assert a == b, name
+
+
+def test_polars_reads_the_same_values():
+    """Polars reads Parquet with its own (Rust) reader, not Arrow C++'s."""
+    table = _table(9, 50_000, ("series", "runs", "few"), 0.1, True)
+    rows = np.flatnonzero(np.repeat(np.random.default_rng(4).random(50_000 // 40) < 0.6, 40))
+    data = b"".join(PreparedParquet(table, row_group_rows=20_000).subset_chunks(rows))
+    got = pl.read_parquet(io.BytesIO(data)).to_arrow()
+    expected = plain_strings(table).take(pa.array(rows))
+    assert got.num_rows == len(rows)
+    for name in expected.column_names:
+        assert got.column(name).to_pylist() == expected.column(name).to_pylist(), name
 
 
 def test_statistics_bound_each_row_group():
