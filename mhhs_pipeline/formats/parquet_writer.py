@@ -44,20 +44,16 @@ from mhhs_pipeline.formats.parquet_encodings import (
 )
 
 ROW_GROUP_ROWS = 1 << 20
-STATISTICS_COLUMNS = (
-    "period_end_utc",
-    "settlement_date",
-    "effective_from",
-)  # where readers prune by time
-RUNS_MAX_SHARE = 1 / 16  # a column with fewer runs than this share of rows is encoded as runs
-PIECES_MAX_SHARE = (
-    1 / 64
-)  # ...with fewer arithmetic pieces: sparse deltas (most 128-delta blocks plain)
-CODES_MAX_DISTINCT = 1 << 12  # integers over a range this small: dictionary codes (periods 1..50)
-KEEP_WHOLE_DICTIONARY = 64  # a dictionary this small goes whole into every copy (page made once)
-SEEN_TABLE_MAX = (
-    1 << 23
-)  # (segments x dictionary entries) above this: which entries a copy uses, copy by copy
+# Statistics where readers prune: by time (a file holds a unit's day range).
+STATISTICS_COLUMNS = ("period_end_utc", "settlement_date", "effective_from")
+# A column with fewer runs than this share of its rows is encoded as runs.
+RUNS_MAX_SHARE = 1 / 16
+# ... with fewer arithmetic pieces: sparse deltas (most 128-delta blocks plain).
+PIECES_MAX_SHARE = 1 / 64
+# Integers over a range this small: dictionary codes (settlement periods 1..50).
+CODES_MAX_DISTINCT = 1 << 12
+# A dictionary this small goes whole into every copy (its page made once per unit).
+KEEP_WHOLE_DICTIONARY = 64
 ZSTD_LEVEL = 1
 CREATED_BY = "mhhs-pipeline parquet writer"
 
