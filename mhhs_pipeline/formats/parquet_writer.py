@@ -203,24 +203,16 @@ class _Column:
 
 
 def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
+    """One column of a unit's table, ready to cut: its mode and what that mode needs."""
     physical, ptype, converted, logical = _type_info(field.type)
     n = len(arr)
     valid = np.asarray(arr.is_valid()) if arr.null_count else None
-    col = _Column(
-        field.name,
-        physical,
-        ptype,
-        converted,
-        logical,
-        field.nullable,
-        "runs",
-        statistics,
-        valid=valid,
-    )
+    col = _Column(field.name, physical, ptype, converted, logical, field.nullable, "runs", statistics, valid=valid)  # fmt: skip
     if physical == "boolean":  # PLAIN bits (Parquet has no dictionary for booleans)
         col.mode, col.statistics = "bool", False
         col.values = np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
         return col
+    numbers = None
     if physical == "byte_array":
         if not pa.types.is_dictionary(arr.type):
             arr = pc.dictionary_encode(arr)
@@ -228,10 +220,8 @@ def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
         per_row = np.asarray(arr.indices.fill_null(0) if arr.null_count else arr.indices).astype(
             np.int64
         )
-        numbers = None
     else:
-        numbers = _numbers(arr)
-        per_row = numbers
+        per_row = numbers = _numbers(arr)
     key = (
         per_row
         if valid is None
@@ -240,10 +230,8 @@ def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
     change = key[1:] != key[:-1]
     if valid is not None:
         change |= valid[1:] != valid[:-1]
-    few_runs = np.count_nonzero(change) + 1 <= max(
-        16, n * RUNS_MAX_SHARE
-    )  # counted before listing them
-    if few_runs:
+    # Counted before they are listed: a column that changes every row never lists its runs.
+    if np.count_nonzero(change) + 1 <= max(16, n * RUNS_MAX_SHARE):
         run_start = np.r_[0, np.flatnonzero(change) + 1] if n else np.zeros(0, dtype=np.int64)
         run_valid = valid[run_start] if valid is not None else np.ones(len(run_start), dtype=bool)
         run_code = np.full(len(run_start), -1, dtype=np.int64)
@@ -269,19 +257,20 @@ def _integer_mode(col: _Column, numbers: np.ndarray) -> None:
     sparse deltas; else few distinct values (periods) as dictionary codes; else deltas."""
     n = len(numbers)
     if col.valid is None and n > 1:
+        # The commonest step and how often it breaks, judged on a sample before the whole.
         head = np.diff(numbers[: 1 << 16])
         sample, counts = np.unique(head, return_counts=True)
         step = int(sample[np.argmax(counts)])
-        if (
-            np.count_nonzero(head != step) <= len(head) * PIECES_MAX_SHARE
-        ):  # judged on a sample first
+        if np.count_nonzero(head != step) <= len(head) * PIECES_MAX_SHARE:
             piece_start = np.r_[0, np.flatnonzero(np.diff(numbers) != step) + 1]
-        if (
-            np.count_nonzero(head != step) <= len(head) * PIECES_MAX_SHARE
-            and len(piece_start) <= n * PIECES_MAX_SHARE
-        ):
-            col.mode, col.values, col.piece_start, col.step = "pieces", numbers, piece_start, step
-            return
+            if len(piece_start) <= n * PIECES_MAX_SHARE:
+                col.mode, col.values, col.piece_start, col.step = (
+                    "pieces",
+                    numbers,
+                    piece_start,
+                    step,
+                )
+                return
     lo, hi = (int(numbers.min()), int(numbers.max())) if n else (0, 0)
     if hi - lo < CODES_MAX_DISTINCT:
         col.mode = "codes"
