@@ -63,32 +63,6 @@ def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mat, lengths
 
 
-def _rows_of(mat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The first ``lengths[i]`` bytes of each row of ``mat``, concatenated."""
-    return mat[np.arange(mat.shape[1])[None, :] < lengths[:, None]]
-
-
-def rle_runs(lengths: np.ndarray, values: np.ndarray, width: int) -> bytes:
-    """Hybrid encoding of runs ``(lengths[i] x values[i])``, all as RLE runs."""
-    if len(lengths) == 0:
-        return b""
-    head, head_len = _varints(np.asarray(lengths, dtype=_U64) << _U64(1))
-    n_bytes = (width + 7) // 8
-    val = (
-        np.asarray(values, dtype=_U64)[:, None]
-        >> (_U64(8) * np.arange(n_bytes, dtype=_U64))[None, :]
-    )
-    mat = np.concatenate([head, (val & _U64(0xFF)).astype(np.uint8)], axis=1)
-    keep = np.concatenate(
-        [
-            np.arange(head.shape[1])[None, :] < head_len[:, None],
-            np.ones((len(lengths), n_bytes), dtype=bool),
-        ],
-        axis=1,
-    )
-    return mat[keep].tobytes()
-
-
 def bit_packed(codes: np.ndarray, width: int) -> bytes:
     """Hybrid encoding of ``codes`` as one bit-packed run (padded to a multiple of 8;
     the page's value count tells readers where the values end)."""
@@ -109,8 +83,17 @@ def bit_packed(codes: np.ndarray, width: int) -> bytes:
 def levels_from_runs(lengths: np.ndarray, present: np.ndarray) -> bytes:
     """Definition levels (0 null, 1 value) of runs, with the 4-byte length prefix a
     data page v1 puts before them."""
-    body = rle_runs(lengths, present.astype(np.uint64), 1)
+    body = rle_runs_many(
+        np.asarray(lengths),
+        np.asarray(present, dtype=np.uint64),
+        np.ones(len(lengths), dtype=np.int64),
+    )[0].tobytes()
     return len(body).to_bytes(4, "little") + body
+
+
+def all_present(n: int) -> bytes:
+    """Definition levels of ``n`` values, none null."""
+    return levels_from_runs(np.array([n]), np.array([1]))
 
 
 DELTA_BLOCK, DELTA_MINIBLOCKS = 128, 4

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from mhhs_pipeline.core.participants import row_runs
 from mhhs_pipeline.formats import parquet_thrift as th
 from mhhs_pipeline.formats.parquet_encodings import (
+    all_present,
     bit_packed,
     delta_binary_packed,
     delta_sparse_many,
@@ -98,9 +99,8 @@ def supports(schema: pa.Schema) -> bool:
     return all(_type_info(f.type) is not None for f in schema)
 
 
-MIN_ROWS = (
-    1 << 16
-)  # below this, pyarrow's writer is as fast or faster (measured: registrations 44 vs 63 ms)
+# Below this, pyarrow's writer is as fast or faster (measured: registrations 44 vs 63 ms).
+MIN_ROWS = 1 << 16
 
 
 def worthwhile(table: pa.Table) -> bool:
@@ -131,6 +131,13 @@ def _numbers(arr: pa.Array) -> np.ndarray:
     return values.astype(np.float64 if dtype.kind == "f" else np.int64, copy=False)
 
 
+def _presence_codes(offset: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct offsets, ascending; int32 code of each) of non-negative ``offset`` < ``size``."""
+    present = np.zeros(size, dtype=bool)
+    present[offset] = True
+    return np.flatnonzero(present), (np.cumsum(present, dtype=np.int32) - 1)[offset]
+
+
 def _dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted distinct values, int32 code of each value): by a presence table when the
     values are integers (or exact thousandths, e.g. kWh) over a small range, else hashed."""
@@ -145,29 +152,24 @@ def _dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         uniq, codes = _hashed_codes(values.view(np.int64))
         return uniq.view(np.float64), codes
     lo, hi = int(values.min()), int(values.max())
+    offset = values - lo
     span = max(1 << 16, 4 * len(values))
     if hi - lo < span:
-        offset = values - lo
-        present = np.zeros(hi - lo + 1, dtype=bool)
-        present[offset] = True
-        code_of = np.cumsum(present, dtype=np.int32) - 1
-        return np.flatnonzero(present) + lo, code_of[offset]
-    offset = values - lo
+        distinct, codes = _presence_codes(offset, hi - lo + 1)
+        return distinct + lo, codes
     # The range that holds ~97 % of the values, judged on a sample: a presence table for it.
     sample = np.sort(offset[:: max(1, len(offset) // 4096)])
     span = min(span, max(1 << 16, int(sample[int(len(sample) * 0.97)]) * 2 + 1))
     outside = offset >= span
-    if np.count_nonzero(outside) <= len(values) // 16:
-        # Mostly a small range with a few far values (raw register reads, fault sentinels):
-        # a presence table for the range, sorting for the few; those all sort after it.
-        present = np.zeros(span, dtype=bool)
-        present[offset[~outside]] = True
-        code_of = np.cumsum(present, dtype=np.int32) - 1
-        far, far_code = np.unique(values[outside], return_inverse=True)
-        codes = code_of[np.where(outside, 0, offset)]
-        codes[outside] = int(code_of[-1]) + 1 + far_code.reshape(-1)
-        return np.r_[np.flatnonzero(present) + lo, far], codes
-    return _hashed_codes(values)
+    if np.count_nonzero(outside) > len(values) // 16:
+        return _hashed_codes(values)
+    # Mostly a small range with a few far values (raw register reads, fault sentinels):
+    # a presence table for the range, sorting for the few; those all sort after it.
+    near, near_codes = _presence_codes(np.where(outside, 0, offset), span)
+    far, far_code = np.unique(values[outside], return_inverse=True)
+    codes = near_codes
+    codes[outside] = len(near) + far_code.reshape(-1)
+    return np.r_[near + lo, far], codes
 
 
 def _hashed_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +202,16 @@ class _Column:
     run_code: np.ndarray | None = None  # runs mode: dictionary code of each run, -1 = null
     dictionary: pa.Array | np.ndarray | None = None  # numbers: ascending
     whole_dictionary_page: tuple | None = None  # made once, reused by every copy
+
+    def entries(self, used: np.ndarray | None) -> pa.Array | np.ndarray:
+        """The dictionary's ``used`` entries (all for ``None``)."""
+        if used is None:
+            return self.dictionary
+        return (
+            self.dictionary.take(pa.array(used))
+            if isinstance(self.dictionary, pa.Array)
+            else self.dictionary[used]
+        )
 
 
 def _prepare(field: pa.Field, arr: pa.Array, statistics: bool) -> _Column:
@@ -296,6 +308,18 @@ def _clip(
     return idx, begin, end - begin + 1, count
 
 
+def _merge_runs(
+    lengths: np.ndarray, values: np.ndarray, segment: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adjacent runs of one value within one segment merged into one."""
+    if len(values) <= 1:
+        return lengths, values, segment
+    heads = np.r_[
+        0, np.flatnonzero((values[1:] != values[:-1]) | (segment[1:] != segment[:-1])) + 1
+    ]
+    return np.add.reduceat(lengths, heads), values[heads], segment[heads]
+
+
 def _runs_of(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Runs (lengths, values) of a per-row array."""
     if len(flags) == 0:
@@ -318,16 +342,20 @@ class _Segments:
 
     def __init__(self, n_unit: int, selections: list[np.ndarray | None], row_group_rows: int):
         self.parts: list[tuple[int, int, np.ndarray | None]] = []
-        self.file_of: list[int] = []
-        for f, rows in enumerate(selections):
+        self.of_file: list[list[int]] = []  # each file's segments (its row groups)
+        for rows in selections:
+            first = len(self.parts)
             if rows is None:
-                for lo in range(0, n_unit, row_group_rows):
-                    self.parts.append((lo, min(lo + row_group_rows, n_unit), None))
-                    self.file_of.append(f)
+                self.parts += [
+                    (lo, min(lo + row_group_rows, n_unit), None)
+                    for lo in range(0, n_unit, row_group_rows)
+                ]
             else:
-                for lo in range(0, len(rows), row_group_rows):
-                    self.parts.append((0, 0, rows[lo : lo + row_group_rows]))
-                    self.file_of.append(f)
+                self.parts += [
+                    (0, 0, rows[lo : lo + row_group_rows])
+                    for lo in range(0, len(rows), row_group_rows)
+                ]
+            self.of_file.append(list(range(first, len(self.parts))))
         self.counts = np.array(
             [hi - lo if r is None else len(r) for lo, hi, r in self.parts], dtype=np.int64
         )
@@ -406,9 +434,8 @@ class PreparedParquet:
                 element.append((10, th.T_STRUCT, col.logical))
             schema.append(element)
         self._schema = th.encode_value(th.T_LIST, (th.T_STRUCT, schema))
-        self._prefixes: dict[
-            tuple, bytes
-        ] = {}  # ColumnMetaData's fixed fields, per column and encodings
+        # ColumnMetaData's fixed fields, per column and encodings (filled as files are made).
+        self._prefixes: dict[tuple, bytes] = {}
         self._column_orders = th.encode_value(
             th.T_LIST, (th.T_STRUCT, [[(1, th.T_STRUCT, [])] for _ in self.columns])
         )  # TYPE_ORDER
@@ -430,13 +457,7 @@ class PreparedParquet:
             self.row_group_rows,
         )
         encoded = [self._encode(col, segs) for col in self.columns]  # [column][segment]
-        out = []
-        by_file: dict[int, list[int]] = {}
-        for k, f in enumerate(segs.file_of):
-            by_file.setdefault(f, []).append(k)
-        for f in range(len(selections)):
-            out.append(self._file([(k, int(segs.counts[k])) for k in by_file.get(f, [])], encoded))
-        return out
+        return [self._file([(k, int(segs.counts[k])) for k in ks], encoded) for ks in segs.of_file]
 
     # -- columns, every segment at once ------------------------------------------------
 
@@ -451,21 +472,28 @@ class PreparedParquet:
             return self._booleans(col, segs)
         return self._per_row(col, segs)
 
+    @staticmethod
+    def _segment_values(col: _Column, source: np.ndarray, part: tuple, e: _Encoded) -> np.ndarray:
+        """A segment's non-null values of a per-row column; its levels and null count on ``e``."""
+        lo, hi, rows = part
+        values = source[lo:hi] if rows is None else source[rows]
+        if col.valid is not None:
+            valid = col.valid[lo:hi] if rows is None else col.valid[rows]
+            if col.nullable:
+                e.levels = levels_from_runs(*_runs_of(valid.astype(np.int64)))
+            e.null_count = int(len(values) - np.count_nonzero(valid))
+            return values[valid]
+        if col.nullable:
+            e.levels = all_present(len(values))
+        return values
+
     def _booleans(self, col: _Column, segs: _Segments) -> list[_Encoded]:
         out = []
-        for lo, hi, rows in segs.parts:
+        for part in segs.parts:
             e = _Encoded(encoding=th.PLAIN)
-            values = col.values[lo:hi] if rows is None else col.values[rows]
-            if col.valid is not None:
-                valid = col.valid[lo:hi] if rows is None else col.valid[rows]
-                e.levels = (
-                    levels_from_runs(*_runs_of(valid.astype(np.int64))) if col.nullable else b""
-                )
-                e.null_count = int(len(values) - np.count_nonzero(valid))
-                values = values[valid]
-            elif col.nullable:
-                e.levels = levels_from_runs(np.array([len(values)]), np.array([1]))
-            e.data = np.packbits(values, bitorder="little").tobytes()
+            e.data = np.packbits(
+                self._segment_values(col, col.values, part, e), bitorder="little"
+            ).tobytes()
             out.append(e)
         return out
 
@@ -476,15 +504,7 @@ class PreparedParquet:
         (``None``; made once per unit)."""
         if used is None and col.whole_dictionary_page is not None:
             return col.whole_dictionary_page
-        values = (
-            col.dictionary
-            if used is None
-            else (
-                col.dictionary.take(pa.array(used))
-                if isinstance(col.dictionary, pa.Array)
-                else col.dictionary[used]
-            )
-        )
+        values = col.entries(used)
         body = plain(values, col.physical)
         compressed = self.codec.compress(body, asbytes=True)
         page = (
@@ -503,18 +523,7 @@ class PreparedParquet:
         self, lengths: np.ndarray, present: np.ndarray, segment: np.ndarray, n_segments: int
     ) -> list[bytes]:
         """Definition levels of each segment from runs (lengths, present, segment)."""
-        heads = (
-            np.r_[
-                0, np.flatnonzero((present[1:] != present[:-1]) | (segment[1:] != segment[:-1])) + 1
-            ]
-            if len(lengths)
-            else np.zeros(0, np.int64)
-        )
-        lengths, present, segment = (
-            np.add.reduceat(lengths, heads) if len(heads) else lengths,
-            present[heads],
-            segment[heads],
-        )
+        lengths, present, segment = _merge_runs(lengths, present, segment)
         buf, ends = rle_runs_many(
             lengths, present.astype(np.uint64), np.ones(len(lengths), dtype=np.int64)
         )
@@ -540,12 +549,7 @@ class PreparedParquet:
             nulls = np.bincount(segment[~present], weights=length[~present], minlength=n_seg)
             for k in np.flatnonzero(nulls).tolist():
                 out[k].null_count = int(nulls[k])
-        length, codes, segment = length[present], codes[present], segment[present]
-        if len(codes) > 1:
-            heads = np.r_[
-                0, np.flatnonzero((codes[1:] != codes[:-1]) | (segment[1:] != segment[:-1])) + 1
-            ]
-            length, codes, segment = np.add.reduceat(length, heads), codes[heads], segment[heads]
+        length, codes, segment = _merge_runs(length[present], codes[present], segment[present])
         has_values = np.bincount(segment, minlength=n_seg) > 0
         D = len(col.dictionary)
         if D <= KEEP_WHOLE_DICTIONARY:
@@ -575,7 +579,7 @@ class PreparedParquet:
             e.dictionary = self._dictionary_page(col, used)
             e.data = bytes((int(widths[k]),)) + data[bounds[k] : bounds[k + 1]]
             if numeric_stats:
-                values = col.dictionary if used is None else col.dictionary[used]
+                values = col.entries(used)
                 e.stats = values[int(lo_code[k])], values[int(hi_code[k])]
         for k in np.flatnonzero(~has_values).tolist():
             out[k].encoding = th.PLAIN  # all null: levels only
@@ -615,7 +619,7 @@ class PreparedParquet:
         out = [_Encoded(data=p, encoding=th.DELTA_BINARY_PACKED) for p in pages]
         if col.nullable:
             for e, n in zip(out, segs.counts.tolist(), strict=True):
-                e.levels = levels_from_runs(np.array([n]), np.array([1]))
+                e.levels = all_present(n)
         if col.statistics and len(begin):
             ends_v = np.maximum(v[begin], v[end])
             starts_v = np.minimum(
@@ -635,20 +639,11 @@ class PreparedParquet:
         out = []
         D = len(col.dictionary) if col.mode == "codes" else 0
         bits = 32 if col.physical == "int32" else 64
-        for lo, hi, rows in segs.parts:
+        source = col.codes if col.mode == "codes" else col.values
+        for part in segs.parts:
             e = _Encoded()
             out.append(e)
-            source = col.codes if col.mode == "codes" else col.values
-            values = source[lo:hi] if rows is None else source[rows]
-            n = len(values)
-            if col.valid is not None:
-                valid = col.valid[lo:hi] if rows is None else col.valid[rows]
-                if col.nullable:
-                    e.levels = levels_from_runs(*_runs_of(valid.astype(np.int64)))
-                e.null_count = int(n - np.count_nonzero(valid))
-                values = values[valid]
-            elif col.nullable:
-                e.levels = levels_from_runs(np.array([n]), np.array([1]))
+            values = self._segment_values(col, source, part, e)
             if col.mode == "delta":
                 e.data, e.encoding = delta_binary_packed(values, bits), th.DELTA_BINARY_PACKED
                 if col.statistics and len(values):
