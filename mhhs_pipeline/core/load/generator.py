@@ -189,8 +189,8 @@ def simulate(scenario: Scenario, registrations: pa.Table, first_day: dt.date, la
     if len(dom):
         trd = _rows(tr, dom)
         # Heating reuses the household noise of its rows, heat pumps also its raw draws (only those are kept).
-        heated = np.flatnonzero(np.isin(tr.heat_kind[dom], (HEAT_DIRECT, HEAT_PUMP)))
-        pumps = np.flatnonzero(tr.heat_kind[dom] == HEAT_PUMP)
+        heated = np.flatnonzero(np.isin(trd.heat_kind, (HEAT_DIRECT, HEAT_PUMP)))
+        pumps = np.flatnonzero(trd.heat_kind == HEAT_PUMP)
         hh, z, u = comp.household(seed, cm, win, m.key[dom], a[dom], variant[dom], m.gsp[dom], trd, de.house[dom] + de.cool[dom], de.light[dom], heated, pumps)
         values[dom] = hh
         del hh
@@ -199,11 +199,11 @@ def simulate(scenario: Scenario, registrations: pa.Table, first_day: dt.date, la
             (HEAT_DIRECT, cm.direct_heating_shape, h.direct_heating_sigma, h.direct_heating_cold_flattening),
             (HEAT_PUMP, cm.heat_pump_shape, h.heat_pump_sigma, h.heat_pump_cold_flattening),
         ):
-            sub = np.flatnonzero(tr.heat_kind[dom] == kind)
+            sub = pumps if kind == HEAT_PUMP else np.flatnonzero(trd.heat_kind == kind)
             if len(sub):
                 rows = dom[sub]
                 kept = np.searchsorted(heated, sub)
-                cyc = top16_uniform(u[np.searchsorted(pumps, sub)]) if kind == HEAT_PUMP else None
+                cyc = top16_uniform(u) if kind == HEAT_PUMP else None  # ``u``: the pumps' draws, in order
                 values[rows] += comp.shaped(cm, win, table, trd.shift[sub], de.heat[rows], de.hdd[rows], z[kept], sigma, flat, cyc)
         nh2 = 2 * model.economy7.night_hours
         limit = _year_end_limit(ext_days)
@@ -297,14 +297,13 @@ def _reactive(seed: int, model, m: Mpans, tr: Traits, adv: np.ndarray, p: np.nda
 def _table(sim: Simulation, kwh: np.ndarray, quality_e: np.ndarray, reason: np.ndarray) -> GeneratedConsumption:
     """Canonical rows for the series-days with a registration in force."""
     n_days = sim.grid.n_days
-    H = n_days * 48
     reg_of_day = sim.reg_idx[sim.series_mpan]  # [S, D]
     # Rows come in whole series-days: index the (series, day) pairs, then expand by 48
-    # (repeats instead of dividing every row index).
+    # (no division of every row index).
     pairs = np.flatnonzero(reg_of_day.reshape(-1) >= 0)
     series_of_pair, day_of_pair = pairs // n_days, pairs % n_days
-    hh_of_row = (np.repeat(day_of_pair * 48, 48).reshape(-1, 48) + np.arange(48)).reshape(-1)
-    flat_idx = np.repeat(series_of_pair * H, 48) + hh_of_row
+    hh_of_row = (day_of_pair[:, None] * 48 + np.arange(48)).reshape(-1)
+    flat_idx = (pairs[:, None] * 48 + np.arange(48)).reshape(-1)
     est = quality_e.reshape(-1)[flat_idx]
     grid = sim.grid
     core_dict = pa.array(sim.m.core)
