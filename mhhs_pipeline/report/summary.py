@@ -110,7 +110,7 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
     # Whole columns to numpy once (no copy for one chunk), then the kept rows gathered.
     end_col = consumption.column("period_end_utc")
     end_us = _int64_column(end_col)[rows]
-    period_end = end_us.view("datetime64[us]") if end_col.type.unit == "us" else end_col.to_numpy()[rows].astype("datetime64[us]")
+    period_end = end_us.view("datetime64[us]")  # _int64_column reads microseconds (the canonical unit)
     # Local clock fields of each distinct half hour (a unit has few), then gathered per row.
     first = int(end_us.min()) if len(rows) else 0
     hh = (end_us - first) // 1_800_000_000
@@ -197,7 +197,7 @@ def _rank(cores: np.ndarray) -> np.ndarray:
     return streams.random_u64(_RANK_KEY, np.asarray(cores).astype(np.uint64))
 
 
-def _sample(period_end: pa.ChunkedArray, core: np.ndarray, core_values: np.ndarray, arch: np.ndarray, arch_values: np.ndarray, kwh: np.ndarray, k: int) -> pa.Table:
+def _sample(period_end: np.ndarray, core: np.ndarray, core_values: np.ndarray, arch: np.ndarray, arch_values: np.ndarray, kwh: np.ndarray, k: int) -> pa.Table:
     """All half hours of the first days of the ``k`` lowest-ranked MPANs of each archetype."""
     if not len(core):
         return SAMPLE_SCHEMA.empty_table()
@@ -208,7 +208,7 @@ def _sample(period_end: pa.ChunkedArray, core: np.ndarray, core_values: np.ndarr
     for a in np.flatnonzero(np.bincount(arch)):  # the archetypes present, ascending (np.unique without a sort)
         sel = np.flatnonzero(first_arch == a)
         chosen[sel[np.argsort(rank[sel], kind="stable")[:k]]] = True
-    ts = period_end.to_numpy().astype("datetime64[us]") if hasattr(period_end, "to_numpy") else np.asarray(period_end)
+    ts = period_end
     rows = np.flatnonzero(chosen[core])
     rows = rows[ts[rows] <= ts[rows].min() + np.timedelta64(_SAMPLE_DAYS, "D")] if len(rows) else rows
     return pa.table(

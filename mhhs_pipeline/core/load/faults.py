@@ -285,10 +285,10 @@ def canonical_values(sim, plan: FaultPlan) -> Canonical:
     # value, so the rounded truth is copied and only the estimated days are replaced and rounded.
     faulty = plan.faulty_positions()
     fc = plan.codes.reshape(-1)[faulty]
-    est_flat = faulty[(fc & ESTIMATED) != 0]
+    estimated = (fc & ESTIMATED) != 0
+    est_flat, ec = faulty[estimated], fc[estimated]
     est = np.zeros((S, D * 48), dtype=bool)
     est.reshape(-1)[est_flat] = True
-    ec = plan.codes.reshape(-1)[est_flat]
     reason = np.zeros((S, D * 48), dtype=np.int16)
     reason.reshape(-1)[est_flat] = np.where((ec & OUTAGE) != 0, REASON_COMMS, np.where((ec & MISSING) != 0, REASON_MISSING, REASON_INVALID))
     true_kwh = np.round(true, 3)
@@ -328,8 +328,8 @@ class _Raw:
     smart: np.ndarray
     read_us: np.ndarray
     received_us: np.ndarray
-    series: np.ndarray | None = None  # int64 series of each row (idx // H)
-    series_day: np.ndarray | None = None  # int64 series-day of each row (idx // 48 = series * D + day)
+    series: np.ndarray  # int64 series of each row (idx // H)
+    series_day: np.ndarray  # int64 series-day of each row (idx // 48 = series * D + day)
 
 
 def raw_rows(scenario, sim, plan: FaultPlan, true_kwh: np.ndarray | None = None) -> _Raw:
@@ -406,9 +406,7 @@ def raw_reads(scenario, sim, plan: FaultPlan, raw: _Raw | None = None) -> tuple[
     """``meter_reads_raw`` rows (RAW_SCHEMA), ordered by MPAN, quantity, read time, arrival;
     and each row's registration row (the registration in force on its UTC settlement day)."""
     raw = raw if raw is not None else _raw_rows(scenario, sim, plan)
-    H = len(sim.days) * 48
-    s = raw.series if raw.series is not None else raw.idx // H
-    sd = raw.series_day if raw.series_day is not None else raw.idx // 48
+    s, sd = raw.series, raw.series_day
     # Per-row codes gathered straight into the int32 the dictionary columns take, and the
     # registration row from the [series, day] table by the row's series-day (idx // 48).
     smart = raw.smart.astype(np.int32)
@@ -447,8 +445,9 @@ def ground_truth(scenario, sim, plan: FaultPlan, canonical: Canonical, raw: _Raw
     first = np.searchsorted(raw.idx, faulty, side="left")
     has_raw = (first < len(raw.idx)) & (raw.idx[np.minimum(first, len(raw.idx) - 1)] == faulty) if len(raw.idx) else np.zeros(len(faulty), dtype=bool)
     parts = []
+    fc = codes[faulty]
     for bit, name in FAULT_TYPES.items():
-        sel = (codes[faulty] & bit) != 0
+        sel = (fc & bit) != 0
         if not sel.any():
             continue
         f = faulty[sel]
