@@ -26,12 +26,18 @@ class Slice:
     rows: np.ndarray  # int64 row indices, ascending
 
 
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, length) of each run of equal consecutive keys."""
+    starts = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1] if len(keys) else np.zeros(0, dtype=np.int64)
+    return starts, np.diff(np.r_[starts, len(keys)])
+
+
 def _group(keys: np.ndarray, role: str) -> list[Slice]:
     """Rows grouped by key: ascending rows per key, keys in ascending order."""
     if len(keys) == 0:
         return []
-    starts = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1]
-    return _group_runs(starts, np.diff(np.r_[starts, len(keys)]), keys[starts], role)
+    starts, lengths = _runs(keys)
+    return _group_runs(starts, lengths, keys[starts], role)
 
 
 def _group_runs(starts: np.ndarray, lengths: np.ndarray, run_keys: np.ndarray, role: str) -> list[Slice]:
@@ -92,20 +98,18 @@ def consumption_slices(registrations: pa.Table, registration_row: np.ndarray) ->
     ldso = ldso_ids(np.asarray(registrations.column("distributor_id").to_numpy(zero_copy_only=False)))
     # Rows come in runs of one registration: find them once, then group the runs by each
     # role's participant (few runs, not millions of rows).
-    out: list[Slice] = []
     registration_row = np.asarray(registration_row)
-    n = len(registration_row)
-    starts = np.r_[0, np.flatnonzero(registration_row[1:] != registration_row[:-1]) + 1] if n else np.zeros(0, dtype=np.int64)
-    lengths = np.diff(np.r_[starts, n])
+    central = Slice("central", CENTRAL_ID, np.arange(len(registration_row), dtype=np.int64))
+    if len(registration_row) == 0:
+        return [central]
+    out: list[Slice] = []
+    starts, lengths = _runs(registration_row)
     run_registration = registration_row[starts]
     for role, per_reg in (("supplier", supplier), ("data_service", data_service), ("ldso", ldso)):
         uniq, code = np.unique(per_reg, return_inverse=True)
-        if not n:
-            continue
         for sl in _group_runs(starts, lengths, code.reshape(-1)[run_registration], role):
             out.append(Slice(role, str(uniq[int(sl.participant_id)]), sl.rows))
-    out.append(Slice("central", CENTRAL_ID, np.arange(len(registration_row), dtype=np.int64)))
-    return out
+    return out + [central]
 
 
 def registration_slices(registrations: pa.Table) -> list[Slice]:
