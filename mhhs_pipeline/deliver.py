@@ -18,10 +18,9 @@ from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mhhs_pipeline.formats.compression import SUFFIX, compress
-from mhhs_pipeline.formats.dcc_xml import iter_dcc_profile_chunks
+from mhhs_pipeline.formats.dcc_xml import iter_dcc_profile_chunks, profile_rows
 from mhhs_pipeline.formats.if021 import If021Writer
 from mhhs_pipeline.formats.tabular import encode_csv, encode_parquet
 from mhhs_pipeline.formats.wide import encode_wide_csv
@@ -54,8 +53,19 @@ class UnitContext:
         return _mpan_statics(self.registrations)
 
     @cached_property
-    def data_service_ids(self) -> np.ndarray:
-        return np.asarray(self.registrations.column("data_service_id").to_numpy(zero_copy_only=False)).astype(str)
+    def data_services(self) -> tuple[list[str], np.ndarray]:
+        """The data services (in id order) and each registration row's index among them."""
+        ids = np.asarray(self.registrations.column("data_service_id").to_numpy(zero_copy_only=False)).astype(str)
+        services, code = np.unique(ids, return_inverse=True)
+        return services.tolist(), code.reshape(-1)
+
+    @cached_property
+    def dcc_enrolled(self) -> np.ndarray:
+        """Per registration row: a Smart meter enrolled with DCC (flag A), judged once per unit."""
+        reg = self.registrations
+        flag = np.asarray(reg.column("dcc_service_flag").to_numpy(zero_copy_only=False)).astype(str)
+        seg = np.asarray(reg.column("market_segment").to_numpy(zero_copy_only=False)).astype(str)
+        return (flag == "A") & (seg == "S")
 
     @property
     def sender_timestamp_utc(self) -> dt.datetime:
@@ -140,33 +150,29 @@ def _if021(ctx: UnitContext, table: pa.Table, registration_row: np.ndarray) -> t
     One array, services in id order, written in one pass over the slice (the writer orders
     rows by service, MPAN, MQ and time itself: no per-service selection of rows).
     """
-    services, code = np.unique(ctx.data_service_ids, return_inverse=True)  # per registration row
+    services, code = ctx.data_services
     chunks = _Chunks()
     writer = If021Writer(chunks, sender_timestamp_utc=ctx.sender_timestamp_utc)
-    writer.add_by_issuer(table, ctx.mpan_statics, services.tolist(), code.reshape(-1)[registration_row])
+    writer.add_by_issuer(table, ctx.mpan_statics, services, code[registration_row])
     writer.close()
     return chunks, writer.values
 
 
 def _dcc(ctx: UnitContext, pid: str, table: pa.Table, registration_row: np.ndarray) -> list[FileRecord]:
     """DCC profile-data responses for Smart MPANs enrolled with DCC (flag A), AI and AE."""
-    reg = ctx.registrations
-    # Enrolment belongs to the registration: judged once per registration row (a few
-    # thousand strings), then looked up for each consumption row.
-    flag = np.asarray(reg.column("dcc_service_flag").to_numpy(zero_copy_only=False)).astype(str)
-    seg = np.asarray(reg.column("market_segment").to_numpy(zero_copy_only=False)).astype(str)
-    keep = ((flag == "A") & (seg == "S"))[registration_row] & _is_one_of(table.column("measurement_quantity"), ["AI", "AE"])
+    # Only the four columns the encoder reads, chunks combined once; enrolment belongs to the
+    # registration (judged once per unit), looked up for each consumption row.
+    rows = table.select(["mpan_core", "measurement_quantity", "period_end_utc", "consumption_kwh"]).combine_chunks()
+    keep = ctx.dcc_enrolled[registration_row] & profile_rows(rows.column("measurement_quantity"))
     if not keep.any():
         return []
     request = dt.datetime.combine(ctx.last_day + dt.timedelta(days=1), dt.time(2, 0), tzinfo=dt.UTC)
     prefix = participant_prefix("data_service", pid)
     out = []
-    # Only the four columns the encoder reads are filtered (one copy, chunks combined first so
-    # the filter runs once, not per chunk). Documents are written as they come, as header,
-    # body and footer chunks (the body a view of the batch's rendering, never joined), so one
-    # batch's text is held, not the participant's.
-    rows = table.select(["mpan_core", "measurement_quantity", "period_end_utc", "consumption_kwh"]).combine_chunks().filter(pa.array(keep))
-    del flag, seg, keep
+    # Documents are written as they come, as header, body and footer chunks (the body a view
+    # of the batch's rendering, never joined), so one batch's text is held, not the participant's.
+    rows = rows.filter(pa.array(keep))
+    del keep
     for name, chunks, n_values in iter_dcc_profile_chunks(rows, request_timestamp_utc=request):
         out.append(
             ctx.store.write(
@@ -175,13 +181,3 @@ def _dcc(ctx: UnitContext, pid: str, table: pa.Table, registration_row: np.ndarr
             )
         )  # fmt: skip
     return out
-
-
-def _is_one_of(column: pa.ChunkedArray, strings: list[str]) -> np.ndarray:
-    """Per row, whether a string column's value is one of ``strings``; a dictionary column is
-    judged per dictionary entry and indexed (no string per row)."""
-    arr = column.combine_chunks()
-    if pa.types.is_dictionary(arr.type) and not arr.null_count:
-        hit = pc.is_in(arr.dictionary, pa.array(strings)).to_numpy(zero_copy_only=False)
-        return hit[arr.indices.to_numpy()]
-    return pc.is_in(arr, pa.array(strings)).to_numpy(zero_copy_only=False)

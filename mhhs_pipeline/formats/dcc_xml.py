@@ -240,8 +240,7 @@ def dcc_file_name(
 def esme_device_id(mpan_core: str) -> str:
     """The synthetic ESME EUI-64 for an MPAN core: '02-4D-' + the core as 6 hex bytes."""
     _check_mpan(mpan_core)
-    raw = int(mpan_core).to_bytes(6, "big")
-    return ESME_ID_PREFIX + "-" + "-".join(f"{b:02X}" for b in raw)
+    return _device_id(int(mpan_core))
 
 
 def encode_dcc_profile_responses(
@@ -379,6 +378,11 @@ def _documents(consumption: pa.Table, request_timestamp_utc: dt.datetime) -> Ite
                 header_time,
             )
         del text  # this batch's text now lives only in the documents yielded
+
+
+def profile_rows(measurement_quantity: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Per row: a measurement quantity DCC profile data carries (AI, AE)."""
+    return _string_codes(measurement_quantity, [s.measurement_quantity for s in _SERVICES]) >= 0
 
 
 def _rows(consumption: pa.Table) -> _Rows | None:

@@ -228,8 +228,7 @@ def _fields(table: pa.Table, *, check: bool = True) -> list[pa.Array]:
     out = []
     for name in table.column_names:
         col = table.column(name)
-        if isinstance(col, pa.ChunkedArray):
-            col = col.unify_dictionaries() if pa.types.is_dictionary(col.type) else col
+        if isinstance(col, pa.ChunkedArray):  # combine_chunks unifies dictionaries itself
             col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
         out.append(_field(name, col, check))
     return out
