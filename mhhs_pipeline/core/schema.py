@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 CONSUMPTION_SCHEMA = pa.schema(
     [
@@ -65,6 +66,16 @@ def coded_strings(values: Sequence[str] | pa.Array, codes: np.ndarray, mask: np.
     """A ``dictionary<int32, string>`` column: ``values[codes]``, null where ``mask``."""
     text = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32), mask=mask), text)
+
+
+def dictionary_parts(column: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """(distinct values, each row's index into them) of a string column without null
+    indices: one array (``combine_chunks`` unifies the chunks' dictionaries), plain text
+    dictionary-encoded. Work on strings is then done once per distinct value."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    return arr.dictionary, np.asarray(arr.indices)
 
 
 def plain_strings(table: pa.Table) -> pa.Table:

@@ -80,6 +80,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mhhs_pipeline.core.market import GSP_GROUPS, LDSO_BY_DISTRIBUTOR
+from mhhs_pipeline.core.schema import dictionary_parts
 
 __all__ = [
     "CONNECTION_TYPE_CODES",
@@ -203,15 +204,10 @@ def _string_codes(
     """
     if column.null_count:
         raise ValueError("unexpected nulls in a required string column")
-    if isinstance(column, pa.ChunkedArray):
-        # One array; chunks that differ in dictionary get a unified one. (Arrow does this
-        # in one call, far faster than visiting the ~thousand chunks of a participant's
-        # slice -- one per run of rows -- from Python.)
-        column = column.combine_chunks()
-    if not pa.types.is_dictionary(column.type):
-        column = pc.dictionary_encode(column)
-    values, codes = column.dictionary.to_pylist(), np.asarray(column.indices)
-    return (codes if rows is None else codes[rows]), values
+    # One array in one Arrow call (far faster than visiting the ~thousand chunks of a
+    # participant's slice -- one per run of rows -- from Python).
+    dictionary, codes = dictionary_parts(column)
+    return (codes if rows is None else codes[rows]), dictionary.to_pylist()
 
 
 def _used(codes: np.ndarray, values: list) -> list:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mhhs_pipeline.core.calendar import HALF_HOUR
+from mhhs_pipeline.core.schema import dictionary_parts
 from mhhs_pipeline.formats.tabular import RenderedCsv, kwh_text, refuse_structural
 
 
@@ -38,11 +39,9 @@ def _lexical_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
     """Per row, the rank of its string among the column's distinct values (so integer
     order is string order), and the distinct values in that order. Works on the few
     distinct values, never on per-row strings."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col  # unifies dictionaries
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
-    values = np.asarray(arr.dictionary.to_pylist(), dtype=str)
-    idx = np.asarray(arr.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    dictionary, indices = dictionary_parts(col)
+    values = np.asarray(dictionary.to_pylist(), dtype=str)
+    idx = indices.astype(np.int64)
     order = np.argsort(values, kind="stable")
     rank = np.empty(len(values), dtype=np.int64)
     rank[order] = np.arange(len(values))
