@@ -37,9 +37,10 @@ def local_cluster(n_workers: int, *, malloc_trim: bool = False, **kwargs: Any) -
     # Tasks run in a worker thread, which glibc gives an arena of its own; over many units
     # it fragments (peak RSS 0.56 -> 0.66 GB from 4 to 16 units per worker). One arena:
     # 0.55 -> 0.59 GB, and no CPU cost measurable here.
-    cfg = {"distributed.worker.profile.enabled": False, "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1}
+    cfg = {"distributed.worker.profile.enabled": False, "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1, "distributed.nanny.pre-spawn-environ.MIMALLOC_PURGE_DELAY": -1}
     if not malloc_trim:
-        cfg["distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"] = None
+        cfg["distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"] = 1 << 30
+        cfg["distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_"] = 32 << 20
     options = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, "silence_logs": 40, **kwargs}
     with dask.config.set(cfg):
         return LocalCluster(n_workers=n_workers, **options)

@@ -48,6 +48,16 @@ class UnitResult:
 
 
 def run_unit(job: UnitJob) -> UnitResult:
+    # Large files land behind the unit's work (io.direct_write); all have landed, or the
+    # unit fails, before its records are returned.
+    store = RunStore(job.out_url, job.run_id, write_behind=True)
+    try:
+        return _run_unit(job, store)
+    finally:
+        store.flush()
+
+
+def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
     scenario, unit = job.scenario, job.unit
     result = UnitResult(unit.unit_id)
 
@@ -71,7 +81,7 @@ def run_unit(job: UnitJob) -> UnitResult:
     if scenario.outputs.report:
         result.report = summarise(table, reg, reg_rows_all)
 
-    ctx = UnitContext(scenario, RunStore(job.out_url, job.run_id), reg, unit.first_day, unit.last_day)
+    ctx = UnitContext(scenario, store, reg, unit.first_day, unit.last_day)
     formats = set(scenario.outputs.formats)
     csv_on = "csv" in formats
     # CSV, wide CSV and Parquet files are cut from one preparation per unit (every copy's

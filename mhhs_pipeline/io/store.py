@@ -1,9 +1,10 @@
 """A run directory on any fsspec filesystem: write files with checksums, manifest last.
 
 Files are encoded in memory and written whole, so the sha256 and byte count come from
-the exact bytes landed. The manifest is written only after every data file;
-re-running a run id first removes the old manifest, then the old files, so a reader
-never sees a manifest that lists files of two runs.
+the exact bytes landed; large local files bypass the page cache (:mod:`.direct_write`).
+The manifest is written only after every data file; re-running a run id first removes
+the old manifest, then the old files, so a reader never sees a manifest that lists files
+of two runs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import fsspec
 
+from mhhs_pipeline.io import direct_write
 from mhhs_pipeline.io.paths import check_run_id, join
 
 MANIFEST = "manifest.json"
@@ -44,7 +46,10 @@ def _fs(url: str):
 class RunStore:
     """The run directory ``<out>/<run_id>`` on the filesystem of ``out``."""
 
-    def __init__(self, out_url: str, run_id: str):
+    def __init__(self, out_url: str, run_id: str, *, write_behind: bool = False):
+        """``write_behind``: large local files may still be landing when :meth:`write`
+        returns; :meth:`flush` must then be called before their records are reported."""
+        self.write_behind = write_behind
         self.out_url = out_url.rstrip("/")
         self.run_id = check_run_id(run_id)
         self.fs, root = _fs(self.out_url)
@@ -68,6 +73,10 @@ class RunStore:
             self.fs.makedirs(parent, exist_ok=True)
             self._made.add(parent)
         chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
+        if self._local and sum(len(c) for c in chunks) >= direct_write.MIN_BYTES:
+            landed = direct_write.land(path, chunks, wait=not self.write_behind)  # no page cache
+            if landed is not None:
+                return FileRecord(rel, role, participant_id, dataset, fmt, rows, *landed)
         digest = hashlib.sha256()
         size = 0
         for chunk in chunks:
@@ -80,6 +89,11 @@ class RunStore:
                 for chunk in chunks:
                     f.write(chunk)
         return FileRecord(rel, role, participant_id, dataset, fmt, rows, size, digest.hexdigest())
+
+    def flush(self) -> None:
+        """Wait until every file written behind (``write_behind``) has landed; raise the
+        first error."""
+        direct_write.drain()
 
     def read(self, rel: str) -> bytes:
         return self.fs.cat_file(self._abs(rel))
@@ -110,6 +124,7 @@ class RunStore:
             self.fs.invalidate_cache()
 
     def write_manifest(self, manifest: dict) -> str:
+        self.flush()  # never list a file that is still landing
         data = json.dumps(manifest, indent=1, sort_keys=False).encode()
         path = posixpath.join(self.root, MANIFEST)
         if self._local:
