@@ -25,11 +25,16 @@ def default_workers() -> int:
 def local_cluster(n_workers: int, *, malloc_trim: bool = False, **kwargs: Any) -> LocalCluster:
     """The embedded default: ``n_workers`` single-threaded worker processes.
 
-    Dask gives worker processes MALLOC_TRIM_THRESHOLD_=65536, which disables glibc's
-    adaptive mmap threshold: every large numpy array is then mapped and page-faulted afresh.
-    Our units allocate many large arrays; measured on 2 cores, dropping it made generation
-    ~3x faster and 2-worker efficiency 70 % -> 91 % (peak RSS +35 %). ``malloc_trim=True``
-    keeps Dask's setting (for comparison in benchmarks).
+    Workers keep the memory they free for the next unit instead of handing it back to the
+    kernel. Each unit allocates and frees the same few hundred MB; given back, every page is
+    faulted and zeroed again next unit -- and on virtual machines that return free memory
+    to the host (the CI machine) the host backs it afresh, which made the first CSV write
+    path spend ~40 % of a worker in the kernel. So: glibc's mmap threshold fixed at its
+    32 MB maximum with a 1 GB trim threshold (Dask's own MALLOC_TRIM_THRESHOLD_=65536
+    instead disabled the adaptive threshold, mapping every large array afresh: generation
+    ~3x slower), and mimalloc (pyarrow's pool) never purges. Measured: page faults per
+    unit after the first ~20,000 -> ~100; peak RSS is the largest unit's, as before.
+    ``malloc_trim=True`` keeps Dask's setting (for comparison in benchmarks).
     """
     # Dask's statistical profiler samples each worker's stack every 10 ms (for the
     # dashboard's profile page, which the embedded cluster does not serve): measured at
@@ -37,7 +42,11 @@ def local_cluster(n_workers: int, *, malloc_trim: bool = False, **kwargs: Any) -
     # Tasks run in a worker thread, which glibc gives an arena of its own; over many units
     # it fragments (peak RSS 0.56 -> 0.66 GB from 4 to 16 units per worker). One arena:
     # 0.55 -> 0.59 GB, and no CPU cost measurable here.
-    cfg = {"distributed.worker.profile.enabled": False, "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1, "distributed.nanny.pre-spawn-environ.MIMALLOC_PURGE_DELAY": -1}
+    cfg = {
+        "distributed.worker.profile.enabled": False,
+        "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1,
+        "distributed.nanny.pre-spawn-environ.MIMALLOC_PURGE_DELAY": -1,
+    }
     if not malloc_trim:
         cfg["distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"] = 1 << 30
         cfg["distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_"] = 32 << 20
