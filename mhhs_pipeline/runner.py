@@ -132,9 +132,13 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"
+        # Rendered once, cut per participant (dozens of small CSVs: per-call set-up dominated).
+        rendered = RenderedCsv(reg) if csv_on else None
         for sl in registration_slices(reg):
-            part = reg if sl.role == "central" else reg.take(sl.rows)
-            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part)
+            whole = sl.role == "central"
+            part = reg if whole else reg.take(sl.rows)
+            pre = {"csv": rendered.chunks() if whole else rendered.subset_chunks(sl.rows)} if rendered else {}
+            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part, pre_encoded=pre)
     return result
 
 

@@ -152,7 +152,7 @@ def test_store_lands_large_files_directly_and_small_ones_plainly(direct_dir, mon
         for name, data in (("big", big), ("small", small))
     ]
     store.write_manifest({"files": [r.to_dict() for r in records]})  # waits for the files behind it
-    assert [os.path.basename(p) for p in landed] == ["big.csv"]
+    assert {os.path.basename(p) for p in landed} == {"big.csv"}  # tried again once its folder was made
     for record, data in zip(records, (big, small), strict=True):
         assert (direct_dir / "run" / record.path).read_bytes() == data
         assert record.sha256 == hashlib.sha256(data).hexdigest()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -58,7 +59,6 @@ class RunStore:
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         # Local folders need parent directories; object stores have none.
         self._local = "file" in protocols or "local" in protocols
-        self._made: set[str] = set()  # directories already created (makedirs costs a syscall walk)
 
     def _abs(self, rel: str) -> str:
         return posixpath.join(self.root, join(rel))
@@ -68,27 +68,35 @@ class RunStore:
         and byte ranges of a rendering): hashed and written one by one, never joined on a
         local filesystem; object stores get one joined body (one PUT)."""
         path = self._abs(rel)
-        parent = posixpath.dirname(path)
-        if self._local and parent not in self._made:
-            self.fs.makedirs(parent, exist_ok=True)
-            self._made.add(parent)
         chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else data
-        if self._local and sum(len(c) for c in chunks) >= direct_write.MIN_BYTES:
+        if not self._local:
+            digest = hashlib.sha256()
+            for chunk in chunks:
+                digest.update(chunk)
+            body = b"".join(chunks)
+            self.fs.pipe_file(path, body)
+            return FileRecord(rel, role, participant_id, dataset, fmt, rows, len(body), digest.hexdigest())
+        try:
+            landed = self._land_local(path, chunks)
+        except FileNotFoundError:  # the folder's first file: make it (cheaper than checking every time)
+            os.makedirs(posixpath.dirname(path), exist_ok=True)
+            landed = self._land_local(path, chunks)
+        return FileRecord(rel, role, participant_id, dataset, fmt, rows, *landed)
+
+    def _land_local(self, path: str, chunks: Sequence[bytes | memoryview]) -> tuple[int, str]:
+        """(bytes, sha256) of one local file written from its chunks."""
+        if sum(len(c) for c in chunks) >= direct_write.MIN_BYTES:
             landed = direct_write.land(path, chunks, wait=not self.write_behind)  # no page cache
             if landed is not None:
-                return FileRecord(rel, role, participant_id, dataset, fmt, rows, *landed)
+                return landed
         digest = hashlib.sha256()
         size = 0
-        for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-        if not self._local:
-            self.fs.pipe_file(path, b"".join(chunks))
-        else:
-            with open(path, "wb") as f:  # the local path fsspec resolved; a plain buffered write
-                for chunk in chunks:
-                    f.write(chunk)
-        return FileRecord(rel, role, participant_id, dataset, fmt, rows, size, digest.hexdigest())
+        with open(path, "wb") as f:  # the local path fsspec resolved; a plain buffered write
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                f.write(chunk)
+        return size, digest.hexdigest()
 
     def flush(self) -> None:
         """Wait until every file written behind (``write_behind``) has landed; raise the
