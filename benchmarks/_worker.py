@@ -4,7 +4,7 @@
 with its result, what the benchmark needs from inside the worker process: the process's
 resident-set high-water mark (the peak since the worker started, so the max over a
 worker's tasks is that worker's peak), the CPU seconds the unit took (all threads of the
-process) and its wall seconds.
+process), its wall seconds and its place in the worker's sequence of units.
 
 The peak is ``VmHWM`` from ``/proc/self/status`` where there is one. ``ru_maxrss`` is kept
 as a fallback only: Linux carries it across ``execve``, so a worker spawned by a parent
@@ -57,12 +57,19 @@ def rss_probe() -> dict:
     }
 
 
+_units_run = 0  # in this worker process
+
+
 def measured_run_unit(job: UnitJob) -> dict:
+    global _units_run
+    _units_run += 1
+    seq = _units_run
     wall0, cpu0 = time.perf_counter(), time.process_time()
     result = run_unit(job)
     return {
         "result": result,
         "pid": os.getpid(),
+        "seq": seq,  # 1 = the worker's first unit (pays its warm-up)
         "wall_s": time.perf_counter() - wall0,
         "cpu_s": time.process_time() - cpu0,
         "maxrss_bytes": _maxrss_bytes(),

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.run [--quick] [--workers N] [--out DIR] [--profile]
         [--sections parquet,scaling,memory,mixed,csv,quickstart,stages,profile] [--scale F]
-        [--sizes parquet=16000,csv=6000,mixed=2000] [--dask-malloc-trim]
+        [--sizes parquet=24000,csv=18000,mixed=2000] [--dask-malloc-trim]
 
 (``make bench`` runs it with the defaults: ~7 min on 2 cores.) Every measurement runs in
 this one process tree in this one run, so the baseline and the ratios see the same
@@ -16,9 +16,9 @@ parquet     Parquet-only run (``outputs.formats: [parquet]``, every participant 
             manifest. Rate = every row the manifest lists for a Parquet file (all
             datasets -- consumption, meter_reads_raw, ground_truth, registrations -- and
             all participant copies) / wall seconds / cores used; the mix is printed.
-csv         The same with ``outputs.formats: [csv]``: CSV rate; then again landing in
-            /dev/shm (``csv_mem``) where it exists: CSV (~72 bytes per row) can be bound by
-            the disk, and the pair separates the pipeline's rate from the disk's.
+csv         The same with ``outputs.formats: [csv]``: CSV rate; then the same bytes landed
+            alone from memory through the page cache and with direct I/O (how the store
+            lands large local files), for what landing costs each way on this machine.
 scaling     The parquet run again with one worker: efficiency = T1 / (N x TN) of the
             run-units stage (cluster already up). Beyond 32 units the one worker runs
             the first 32 and T1 is extrapolated (x planned / run).
@@ -63,6 +63,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,7 +90,7 @@ MIB = 1 << 20
 # MPANs per worker for each measurement at full size (the bench unit is 1,000 MPANs x 28 days,
 # ~1.48 M canonical rows, ~5.9 M rows once split to the four participant copies). Chosen so
 # that start-up stays under 10 % of the wall time and the whole run takes ~6-8 min on 2 cores.
-FULL = {"parquet": 16_000, "csv": 6_000, "mixed": 2_000, "overrides": {}, "quickstart_args": []}
+FULL = {"parquet": 24_000, "csv": 18_000, "mixed": 2_000, "overrides": {}, "quickstart_args": []}
 # --quick: exercises every code path in about two minutes; its figures are not the floors' test.
 QUICK = {
     "parquet": 2_000,
@@ -104,6 +105,7 @@ QUICK = {
 }
 SECTIONS = ("parquet", "csv", "scaling", "memory", "mixed", "quickstart", "stages", "profile")
 CSV_BYTES_PER_ROW = 80  # for the free-disk check before a CSV run
+PROBE_BYTES = 8 << 30  # the landing probes: enough to leave the page cache's cheap start behind
 SCALING_MAX_UNITS = 32  # the 1-worker run's units; more are extrapolated (T1 = t x planned / run)
 
 FLOORS = {
@@ -239,6 +241,8 @@ def pipeline_run(
             for o in outs
         ],
         "unit_cpu_s": sum(o["cpu_s"] for o in outs),
+        "warmup_cpu_s": warmup_cpu_s(outs),
+        "warmup_share": warmup_cpu_s(outs) / (wall * cores),
         "unit_wall_s": sum(o["wall_s"] for o in outs),
         "generate_s": sum(o["result"].generate_seconds for o in outs),
         "peak_rss_bytes_by_worker": {str(k): v for k, v in sorted(peak_by_pid.items())},
@@ -246,6 +250,21 @@ def pipeline_run(
         "idle_rss_bytes": max((p["rss_bytes"] for p in idle), default=0),
         "by_format": tally(files),
     }
+
+
+def warmup_cpu_s(outs: list[dict]) -> float:
+    """CPU seconds each worker's first unit took beyond its other units' median, summed
+    over workers: imports, caches and the first touch of its memory -- start-up that
+    "cluster start" does not see, paid once per worker process."""
+    by_pid: dict[int, list[tuple[int, float]]] = {}
+    for o in outs:
+        by_pid.setdefault(o["pid"], []).append((o["seq"], o["cpu_s"]))
+    extra = 0.0
+    for units in by_pid.values():
+        cpus = [c for _, c in sorted(units)]  # in the order the worker ran them
+        if len(cpus) > 1:
+            extra += max(0.0, cpus[0] - statistics.median(cpus[1:]))
+    return extra
 
 
 def tally(files: list[dict]) -> dict:
@@ -491,28 +510,52 @@ def _inclusive_by_function(root) -> list[tuple[str, float]]:
 # Report
 
 
-def landing_probe(folder: Path, total_bytes: int, file_bytes: int = 640 << 20) -> dict:
-    """The machine alone landing ``total_bytes`` in files of ``file_bytes`` (1 MiB writes,
-    one process, no rendering or hashing): what the CSV runs' bytes cost the kernel here.
+def landing_probe(folder: Path, total_bytes: int, *, direct: bool, file_bytes: int = 640 << 20) -> dict:
+    """The machine alone landing ``total_bytes`` as files of ``file_bytes`` from memory,
+    sha256 included (as the store lands them), no rendering: ``direct`` through
+    :func:`mhhs_pipeline.io.direct_write.land`, else buffered writes of 1 MiB through the
+    page cache. What the CSV run's bytes cost each way.
 
-    On this VM the kernel's cost per byte rises once a few GB of fresh page cache have been
-    written (pages the host has to back), whatever the free memory says.
+    On this VM the page cache's cost per byte rises once a few GB of fresh page cache have
+    been written (pages the host has to back), whatever the free memory says.
     """
+    import hashlib
     import resource
 
+    from mhhs_pipeline.io import direct_write
+
     folder.mkdir(parents=True, exist_ok=True)
-    block = os.urandom(1 << 20)
+    block = memoryview(os.urandom(1 << 20))
     r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     written, i = 0, 0
     while written < total_bytes:
-        with open(folder / f"probe-{i}.bin", "wb") as f:
-            for _ in range(min(file_bytes, total_bytes - written) >> 20 or 1):
-                f.write(block)
-                written += len(block)
+        chunks = [block] * (min(file_bytes, total_bytes - written) >> 20 or 1)
+        path = folder / f"probe-{i}.bin"
+        if direct:
+            landed = direct_write.land(str(path), chunks, wait=False)
+            if landed is None:
+                raise OSError(f"{folder} refuses direct I/O")
+        else:
+            digest = hashlib.sha256()
+            with open(path, "wb") as f:
+                for c in chunks:
+                    digest.update(c)
+                    f.write(c)
+        written += sum(len(c) for c in chunks)
         i += 1
+    direct_write.drain()
     wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     shutil.rmtree(folder, ignore_errors=True)
     return {"bytes": written, "wall_s": wall, "user_s": r1.ru_utime - r0.ru_utime, "sys_s": r1.ru_stime - r0.ru_stime}
+
+
+def startup_text(run: dict) -> str:
+    return f"start-up {run['startup_share']:.1%} + worker warm-up {run.get('warmup_share', 0):.1%}"
+
+
+def startup_note(run: dict) -> str:
+    total = run["startup_share"] + run.get("warmup_share", 0)
+    return "" if total < 0.10 else "start-up + warm-up ≥ 10 %: volume too small for a valid test"
 
 
 def fmt_rate(x: float) -> str:
@@ -568,13 +611,12 @@ def build_report(res: dict) -> tuple[str, list[dict]]:
     lines += [
         "## Pipeline runs (library + Dask, no Prefect)",
         "",
-        "| run | scenario | workers | wall s | start-up share | rows counted | rows/s/core (wall) | rows per worker-CPU-s | generate s (sum over units) | generate share of unit time | peak RSS/worker |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | scenario | workers | wall s | start-up share | worker warm-up share | rows counted | rows/s/core (wall) | rows per worker-CPU-s | generate s (sum over units) | generate share of unit time | peak RSS/worker |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, fmt in (
         ("parquet", "parquet"),
         ("csv", "csv"),
-        ("csv_mem", "csv"),
         ("scaling_1", "parquet"),
         ("memory_small", "parquet"),
         ("mixed", None),
@@ -598,7 +640,7 @@ def build_report(res: dict) -> tuple[str, list[dict]]:
             )
         lines.append(
             f"| {key} | {scenario_text(run)}, {'+'.join(run['scenario']['formats'])} | {run['workers']} | {run['wall_s']:.1f} | "
-            f"{run['startup_share']:.1%} | {counted} | {rate} | {cpu_rate} | {run['generate_s']:.1f} | "
+            f"{run['startup_share']:.1%} | {run.get('warmup_share', 0):.1%} | {counted} | {rate} | {cpu_rate} | {run['generate_s']:.1f} | "
             f"{run['generate_s'] / run['unit_wall_s']:.0%} | {run['peak_rss_bytes'] / MIB:.0f} MiB |"
         )
     lines += [
@@ -606,7 +648,9 @@ def build_report(res: dict) -> tuple[str, list[dict]]:
         "Rows counted: every row the manifest lists for a file of that format -- all datasets, all participant "
         "copies (consumption goes to central, supplier, data service and LDSO: 4 copies). "
         "Wall = plan + prepare + cluster start + run units + READMEs + manifest. "
-        "Start-up = plan + prepare + cluster start.",
+        "Start-up = plan + prepare + cluster start. Worker warm-up = what each worker's first unit took beyond "
+        "the median of its others (imports, caches, first touch of its memory), summed over workers, as a share of "
+        "wall x cores.",
         "",
     ]
     for key, fmt in (
@@ -625,11 +669,9 @@ def build_report(res: dict) -> tuple[str, list[dict]]:
         floor(
             "Parquet-only rows/s/core (all copies)",
             "≥ 10 M",
-            f"{fmt_rate(r['rows_per_s_per_core'])} ({scenario_text(run)}; start-up {run['startup_share']:.1%})",
+            f"{fmt_rate(r['rows_per_s_per_core'])} ({scenario_text(run)}; {startup_text(run)})",
             r["rows_per_s_per_core"] >= FLOORS["parquet_rows_per_s_per_core"],
-            ""
-            if run["startup_share"] < 0.10
-            else "start-up ≥ 10 %: volume too small for a valid test",
+            startup_note(run),
         )
         lines += [
             "Parquet run stage seconds: "
@@ -650,43 +692,26 @@ def build_report(res: dict) -> tuple[str, list[dict]]:
         floor(
             "CSV-only rows/s/core (all copies)",
             "≥ 4 M",
-            f"{fmt_rate(r['rows_per_s_per_core'])} ({scenario_text(run)}; start-up {run['startup_share']:.1%})",
+            f"{fmt_rate(r['rows_per_s_per_core'])} ({scenario_text(run)}; {startup_text(run)})",
             r["rows_per_s_per_core"] >= FLOORS["csv_rows_per_s_per_core"],
-            ""
-            if run["startup_share"] < 0.10
-            else "start-up ≥ 10 %: volume too small for a valid test",
+            startup_note(run),
         )
     elif "csv" in errors:
         floor("CSV-only rows/s/core (all copies)", "≥ 4 M", "error", False, errors["csv"][:200])
-    if "csv_mem" in runs:
-        run = runs["csv_mem"]
-        r = rates(run, "csv")
-        landed = runs.get("csv", {}).get("by_format", {}).get("csv", {}).get("bytes", 0)
-        disk = f"; the disk run landed {landed / runs['csv']['wall_s'] / 1e6:.0f} MB/s" if landed and "csv" in runs else ""
-        floor(
-            "CSV-only rows/s/core, landing in memory (tmpfs: the pipeline without the disk)",
-            "≥ 4 M",
-            f"{fmt_rate(r['rows_per_s_per_core'])} ({scenario_text(run)}; start-up {run['startup_share']:.1%})",
-            r["rows_per_s_per_core"] >= FLOORS["csv_rows_per_s_per_core"],
-            f"same run as above, output folder on /dev/shm{disk}",
-        )
-
-    probes = [(k, res[k]) for k in ("landing_probe_disk", "landing_probe_tmpfs") if isinstance(res.get(k), dict)]
+    probes = {k: res[k] for k in ("landing_probe_page_cache", "landing_probe_direct") if isinstance(res.get(k), dict)}
     if probes:
         text = "; ".join(
-            f"{'disk' if k.endswith('disk') else 'tmpfs'}: {p['bytes'] / p['wall_s'] / 1e6:.0f} MB/s, "
-            f"{p['sys_s'] / (p['bytes'] / GB):.2f} kernel CPU-s per GB"
-            for k, p in probes
+            f"{'through the page cache' if k.endswith('cache') else 'direct I/O (io.direct_write, as the pipeline lands)'}: "
+            f"{p['bytes'] / p['wall_s'] / 1e6:.0f} MB/s, {(p['user_s'] + p['sys_s']) / (p['bytes'] / GB):.2f} CPU-s per GB "
+            f"({p['sys_s'] / (p['bytes'] / GB):.2f} of them in the kernel)"
+            for k, p in probes.items()
         )
-        csv_row = runs.get("csv", {}).get("by_format", {}).get("csv", {})
-        per_row = csv_row.get("bytes", 0) / max(1, csv_row.get("rows", 1))
-        costs = sorted(p["sys_s"] / p["bytes"] for _, p in probes)
-        caps = " to ".join(f"{1 / (c * per_row) / 1e6:.1f} M" for c in (costs[-1], costs[0]) if c > 0)
+        first = next(iter(probes.values()))
         notes_after_floors.append(
-            f"Landing alone (one process writing the CSV run's {probes[0][1]['bytes'] / GB:.1f} GB in 1 MiB writes, "
-            f"no rendering or hashing; tmpfs right after the tmpfs run, disk after that): {text}. The kernel's cost "
-            f"per GB on this VM depends on what was written and freed before (pages the host backs afresh). At "
-            f"{per_row:.1f} bytes per CSV row, the kernel's share alone caps CSV at {caps} rows per CPU-second."
+            f"Landing alone (one process landing {first['bytes'] / GB:.1f} GB (the CSV run's bytes, at most 8 GiB) as files of 640 MB from "
+            f"memory, sha256 included, no rendering; disk, after the CSV run): {text}. Through the page cache the "
+            "kernel's cost per GB on this VM depends on what was written and freed before (pages the host backs "
+            "afresh); direct I/O does not touch those pages."
         )
 
     # ---- DuckDB
@@ -1149,7 +1174,6 @@ def main(argv: list[str] | None = None) -> int:
         formats: list[str],
         n_workers: int,
         max_units: int | None = None,
-        land_root: Path | None = None,
     ):
         overrides = {**base, "population.mpans": n_mpans, "outputs.formats": formats}
         run = attempt(
@@ -1159,7 +1183,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(BENCH_SCENARIO),
                 overrides,
                 n_workers,
-                land_root or tmp_root,
+                tmp_root,
                 max_units,
                 args.dask_malloc_trim,
             ),
@@ -1197,25 +1221,16 @@ def main(argv: list[str] | None = None) -> int:
         if "csv" in sections:
             n = mpans("csv")
             free = shutil.disk_usage(tmp_root).free
-            need = n * 28 * 48 * 4 * CSV_BYTES_PER_ROW
+            need = n * 28 * 48 * 6 * CSV_BYTES_PER_ROW  # ~6 rows written per value: 4 copies + raw reads
             if need > free / 2:
                 n = max(unit_mpans, int(n * free / 2 / need) // unit_mpans * unit_mpans)
                 log(f"csv: only {free / GB:.0f} GB free; reduced to {n} MPANs")
             bench_run("csv", n, ["csv"], workers)
             csv_bytes = res.get("runs", {}).get("csv", {}).get("by_format", {}).get("csv", {}).get("bytes", 0)
-            # The same run landing in memory: CSV's 72 bytes per row can outrun a disk, and
-            # this separates the pipeline's rate from the disk's.
-            shm = Path("/dev/shm")
-            if shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 2 * n * 28 * 48 * 4 * CSV_BYTES_PER_ROW:
-                mem_root = Path(tempfile.mkdtemp(prefix="mhhs-bench-", dir=shm))
-                try:
-                    bench_run("csv_mem", n, ["csv"], workers, land_root=mem_root)
-                    if csv_bytes:
-                        res["landing_probe_tmpfs"] = attempt("landing_probe_tmpfs", lambda: landing_probe(mem_root / "probe", csv_bytes))
-                finally:
-                    shutil.rmtree(mem_root, ignore_errors=True)
             if csv_bytes:
-                res["landing_probe_disk"] = attempt("landing_probe_disk", lambda: landing_probe(tmp_root / "probe", csv_bytes))
+                # Why the store lands large files with direct I/O: the same bytes both ways.
+                for key, direct in (("landing_probe_page_cache", False), ("landing_probe_direct", True)):
+                    res[key] = attempt(key, lambda direct=direct: landing_probe(tmp_root / "probe", min(csv_bytes, PROBE_BYTES), direct=direct))
         if "quickstart" in sections:
             q = attempt(
                 "quickstart",

@@ -14,7 +14,10 @@ Stages, measured with ``time.process_time`` (CPU seconds; best of ``repeats``):
   runner makes them (each dataset prepared once, all copies encoded together)
 - ``csv_render``: one rendering per dataset + byte ranges cut for every copy
 - ``sha256``: hashing every copy's bytes (the manifest's checksums)
-- ``write``: landing every copy's bytes in files under ``tmp`` (page cache; no fsync)
+- ``write``: landing every copy's bytes in files under ``tmp`` through the page cache (no
+  fsync). The store lands files of 1 MiB or more with direct I/O instead
+  (``io.direct_write``); the benchmark's landing probes compare the two on the CSV run's
+  bytes.
 """
 
 from __future__ import annotations
