@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.run [--quick] [--workers N] [--out DIR] [--profile]
         [--sections parquet,scaling,memory,mixed,csv,quickstart,stages,profile] [--scale F]
-        [--sizes parquet=24000,csv=18000,mixed=6000] [--dask-malloc-trim]
+        [--sizes parquet=24000,csv=18000,mixed=8000] [--dask-malloc-trim]
 
 (``make bench`` runs it with the defaults: ~7 min on 2 cores.) Every measurement runs in
 this one process tree in this one run, so the baseline and the ratios see the same
@@ -90,7 +90,7 @@ MIB = 1 << 20
 # MPANs per worker for each measurement at full size (the bench unit is 1,000 MPANs x 28 days,
 # ~1.48 M canonical rows, ~5.9 M rows once split to the four participant copies). Chosen so
 # that start-up stays under 10 % of the wall time and the whole run takes ~6-8 min on 2 cores.
-FULL = {"parquet": 24_000, "csv": 18_000, "mixed": 6_000, "overrides": {}, "quickstart_args": []}
+FULL = {"parquet": 24_000, "csv": 18_000, "mixed": 8_000, "overrides": {}, "quickstart_args": []}
 # --quick: exercises every code path in about two minutes; its figures are not the floors' test.
 QUICK = {
     "parquet": 2_000,
