@@ -69,13 +69,18 @@ class _Stage:
         return self.views[i]
 
 
+def _stages() -> dict[int, _Stage]:
+    """This thread's stages by buffer size (a forked child makes its own)."""
+    if getattr(_state, "pid", None) != os.getpid():
+        _state.pid, _state.stages = os.getpid(), {}
+    return _state.stages
+
+
 def _stage(stage_bytes: int) -> _Stage:
-    st = getattr(_state, "stages", None)
-    if st is None or st.get("pid") != os.getpid():  # a forked child makes its own
-        st = _state.stages = {"pid": os.getpid()}
-    if stage_bytes not in st:
-        st[stage_bytes] = _Stage(stage_bytes)
-    return st[stage_bytes]
+    stages = _stages()
+    if stage_bytes not in stages:
+        stages[stage_bytes] = _Stage(stage_bytes)
+    return stages[stage_bytes]
 
 
 def land(
@@ -136,11 +141,9 @@ def land(
 def drain() -> None:
     """Wait until every file this thread landed with ``wait=False`` is written and closed;
     raise the first error (naming its file)."""
-    for st in getattr(_state, "stages", {}).values():
-        if not isinstance(st, _Stage):
-            continue
+    errors: list[OSError] = []
+    for st in _stages().values():
         files, st.files = st.files, []
-        errors: list[BaseException] = []
         try:
             _wait_ring(st)
         except OSError as exc:
@@ -150,8 +153,8 @@ def drain() -> None:
                 job.result()
             except OSError as exc:
                 errors.append(OSError(exc.errno, f"finishing {path}: {exc.strerror or exc}"))
-        if errors:
-            raise errors[0]
+    if errors:
+        raise errors[0]
 
 
 def _wait_ring(stage: _Stage) -> None:
