@@ -98,7 +98,7 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
         reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows]
         pre = {}
         if rendered:
-            pre["csv"] = rendered.chunks() if whole else rendered.subset_chunks(sl.rows)
+            pre["csv"] = _csv_cut(rendered, sl)
         if parquet_files:
             pre["parquet"] = parquet_files[i]
         for fmt, wide in wides.items():
@@ -125,7 +125,7 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
             for i, sl in enumerate(slices):
                 whole = sl.role == "central"
                 part = data if whole or not rows_needed else take_runs(data, sl.rows)
-                pre = {"csv": rendered.chunks() if whole else rendered.subset_chunks(sl.rows)} if rendered else {}
+                pre = {"csv": _csv_cut(rendered, sl)} if rendered else {}
                 if parquet_files:
                     pre["parquet"] = parquet_files[i]
                 result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, pre_encoded=pre, n_rows=len(sl.rows))
@@ -135,11 +135,16 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
         # Rendered once, cut per participant (dozens of small CSVs: per-call set-up dominated).
         rendered = RenderedCsv(reg) if csv_on else None
         for sl in registration_slices(reg):
-            whole = sl.role == "central"
-            part = reg if whole else reg.take(sl.rows)
-            pre = {"csv": rendered.chunks() if whole else rendered.subset_chunks(sl.rows)} if rendered else {}
-            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part, pre_encoded=pre)
+            # The rows themselves only for Parquet (CSV is cut from the rendering).
+            part = reg if sl.role == "central" or "parquet" not in formats else reg.take(sl.rows)
+            pre = {"csv": _csv_cut(rendered, sl)} if rendered else {}
+            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part, pre_encoded=pre, n_rows=len(sl.rows))
     return result
+
+
+def _csv_cut(rendered: RenderedCsv, sl) -> list:
+    """A slice's CSV chunks cut from its dataset's rendering (central: the whole of it)."""
+    return rendered.chunks() if sl.role == "central" else rendered.subset_chunks(sl.rows)
 
 
 def prepared_parquet(table: pa.Table, formats: set[str]) -> PreparedParquet | None:

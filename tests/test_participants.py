@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mhhs_pipeline.core.market import LDSO_BY_DISTRIBUTOR
-from mhhs_pipeline.core.participants import _group, consumption_slices
+from mhhs_pipeline.core.participants import _group_runs, _runs, consumption_slices
 
 
 @settings(max_examples=200, deadline=None)
@@ -19,7 +19,8 @@ def test_grouping_by_runs_equals_a_stable_sort_of_rows(runs):
         if runs
         else np.zeros(0, np.int16)
     )
-    got = _group(keys, "supplier")
+    starts, lengths = _runs(keys)
+    got = _group_runs(starts, lengths, keys[starts], "supplier")
     expected_keys = np.unique(keys)
     assert [s.participant_id for s in got] == [str(k) for k in expected_keys]
     for s, k in zip(got, expected_keys, strict=True):

@@ -32,21 +32,15 @@ def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.diff(np.r_[starts, len(keys)])
 
 
-def _group(keys: np.ndarray, role: str) -> list[Slice]:
-    """Rows grouped by key: ascending rows per key, keys in ascending order."""
-    if len(keys) == 0:
-        return []
-    starts, lengths = _runs(keys)
-    return _group_runs(starts, lengths, keys[starts], role)
-
-
 def _group_runs(starts: np.ndarray, lengths: np.ndarray, run_keys: np.ndarray, role: str) -> list[Slice]:
     """Runs of rows (``starts``, ``lengths``, ascending) grouped by their keys.
 
     Rows of one participant come in runs (an MPAN's half hours under one registration), so
     the runs are grouped, not the rows: a stable sort of a few thousand run keys, then each
-    group's rows written out as ranges.
+    group's rows written out as ranges. Keys come out in ascending order.
     """
+    if len(run_keys) == 0:
+        return []
     order = np.argsort(run_keys, kind="stable")
     sorted_keys = run_keys[order]
     cuts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1, len(order)]
