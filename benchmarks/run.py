@@ -201,6 +201,7 @@ def pipeline_run(
         peak_by_pid[o["pid"]] = max(peak_by_pid.get(o["pid"], 0), o["maxrss_bytes"])
     sc = loaded.scenario
     files = manifest["files"]
+    warmup = warmup_cpu_s(outs)
     return {
         "label": label,
         "scenario": {
@@ -241,8 +242,8 @@ def pipeline_run(
             for o in outs
         ],
         "unit_cpu_s": sum(o["cpu_s"] for o in outs),
-        "warmup_cpu_s": warmup_cpu_s(outs),
-        "warmup_share": warmup_cpu_s(outs) / (wall * cores),
+        "warmup_cpu_s": warmup,
+        "warmup_share": warmup / (wall * cores),
         "unit_wall_s": sum(o["wall_s"] for o in outs),
         "generate_s": sum(o["result"].generate_seconds for o in outs),
         "peak_rss_bytes_by_worker": {str(k): v for k, v in sorted(peak_by_pid.items())},

@@ -102,16 +102,17 @@ def land(
         raise ValueError(f"stage_bytes must be a positive multiple of {BLOCK}")
     if not _O_DIRECT:
         return None
-    device = os.stat(os.path.dirname(path) or ".").st_dev
-    if device in _refused:
+    folder = os.path.dirname(path) or "."
+    if _refused and os.stat(folder).st_dev in _refused:
         return None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | _O_DIRECT, 0o666)
     except OSError as exc:
         if exc.errno == errno.EINVAL:
-            _refused.add(device)
+            _refused.add(os.stat(folder).st_dev)
             return None
         raise
+    device = os.fstat(fd).st_dev
     stage = _stage(stage_bytes)
     size = 0
     digest = hashlib.sha256()
