@@ -91,45 +91,72 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
     """Aggregate one unit's canonical consumption (active import and export only).
 
     ``registration_row`` (per consumption row, as returned by the generator) says which
-    registration each row belongs to; without it each MPAN's latest registration is used.
-    Rows of de-energised registrations are left out of the averages.
+    registration each row belongs to, and so its MPAN; without it each MPAN's latest
+    registration is used. Rows of de-energised registrations are left out of the averages.
+
+    The work is done on runs of rows with one registration and measurement quantity (a
+    unit's rows come grouped by MPAN and quantity): whether a row counts, its archetype and
+    its MPAN are decided per run, so only the kWh and the half hour are read per row.
     """
-    core_code, core_values = _codes(consumption.column("mpan_core"))
+    n = consumption.num_rows
+    reg_core_id, reg_cores = _codes(registrations.column("mpan_core"))
     if registration_row is None:
+        core_code, core_strings = _codes(consumption.column("mpan_core"))
         latest = _latest_registration(registrations)
-        registration_row = np.array([latest.get(c, -1) for c in core_values], dtype=np.int64)[core_code]
-    registration_row = np.asarray(registration_row, dtype=np.int64)
+        registration_row = np.array([latest.get(c, -1) for c in core_strings], dtype=np.int64)[core_code]
+    rr = np.asarray(registration_row, dtype=np.int64)
+    mq_entry, active_entry = _entry_flags(consumption.column("measurement_quantity"), ("AI", "AE"))
+    # Runs of one registration and one quantity; everything but kWh and time is per run.
+    change = rr[1:] != rr[:-1]
+    change |= mq_entry[1:] != mq_entry[:-1]
+    starts = np.r_[0, np.flatnonzero(change) + 1] if n else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.r_[starts, n])
+    run_rr = rr[starts]
     arch_code_reg, arch_values = _codes(registrations.column("archetype"))
     energised = np.asarray(registrations.column("energisation_status").to_numpy(zero_copy_only=False)).astype(str) == "E"
-    mq_code, mq_values = _codes(consumption.column("measurement_quantity"))
-    active = np.isin(mq_values, ["AI", "AE"])[mq_code] if len(mq_code) else np.zeros(0, dtype=bool)
-    keep = (registration_row >= 0) & active & energised[np.maximum(registration_row, 0)]
-    rows = np.flatnonzero(keep)
-    arch = arch_code_reg[registration_row[rows]]
-    core = core_code[rows]
-    # Whole columns to numpy once (no copy for one chunk), then the kept rows gathered.
-    end_col = consumption.column("period_end_utc")
-    end_us = _int64_column(end_col)[rows]
-    period_end = end_us.view("datetime64[us]")  # _int64_column reads microseconds (the canonical unit)
-    # Local clock fields of each distinct half hour (a unit has few), then gathered per row.
-    first = int(end_us.min()) if len(rows) else 0
-    hh = (end_us - first) // 1_800_000_000
-    grid = first - 1_800_000_000 + np.arange(int(hh.max()) + 1 if len(rows) else 0, dtype=np.int64) * 1_800_000_000
+    kept = (run_rr >= 0) & active_entry[mq_entry[starts]]
+    kept[kept] &= energised[run_rr[kept]]
+    # MPANs numbered in order of first appearance among the counted rows.
+    core_of_run = np.full(len(starts), -1, dtype=np.int64)
+    run_core = reg_core_id[run_rr[kept]]
+    seen, first_run = np.unique(run_core, return_index=True)
+    appearance = seen[np.argsort(first_run, kind="stable")]
+    code_of = np.zeros(len(reg_cores), dtype=np.int64)
+    code_of[appearance] = np.arange(len(appearance))
+    core_of_run[kept] = code_of[run_core]
+    core_values = reg_cores[appearance]
+    arch_of_run = np.full(len(starts), -1, dtype=np.int64)
+    arch_of_run[kept] = arch_code_reg[run_rr[kept]]
+
+    end_us = _int64_column(consumption.column("period_end_utc"))
+    kwh = consumption.column("consumption_kwh").to_numpy()
+    na, nc = len(arch_values), len(core_values)
+    # Half hours counted from the first row of all (not only of the counted ones): rows that do
+    # not count fall into one more archetype row of the sums, dropped below, so the per-row
+    # index needs no gather; the grid's extra half hours stay empty.
+    first = int(end_us.min()) if kept.any() else 0
+    last = int(end_us.max()) if kept.any() else 0
+    ng = (last - first) // 1_800_000_000 + 1 if kept.any() else 0
+    grid = first - 1_800_000_000 + np.arange(ng, dtype=np.int64) * 1_800_000_000
     local = pa.array(grid, pa.int64()).cast(pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us", tz="Europe/London"))
     g_slot = pc.hour(local).to_numpy() * 2 + pc.minute(local).to_numpy() // 30
     g_month = pc.month(local).to_numpy().astype(np.int64)
     g_key = pc.year(local).to_numpy().astype(np.int64) * 12 + g_month - 1
     g_weekend = (pc.day_of_week(local).to_numpy() >= 5).astype(np.int64)
     g_season = _SEASON_CODE[g_month - 1]
-    kwh = consumption.column("consumption_kwh").to_numpy()[rows]
-    na = len(arch_values)
 
     # Sums per (archetype, half hour) first: one pass over the rows; the shape and monthly
     # tables then aggregate that small matrix, not the rows again.
-    ng = len(grid)
-    ah = arch * ng + hh
-    ah_sum = np.bincount(ah, weights=kwh, minlength=na * ng).reshape(na, ng)
-    ah_cnt = np.bincount(ah, minlength=na * ng).reshape(na, ng)
+    if kept.any():
+        ah = np.repeat(np.where(kept, arch_of_run, na) * ng, lengths)
+        hh = end_us - first
+        hh //= 1_800_000_000
+        ah += hh
+        ah_sum = np.bincount(ah, weights=kwh, minlength=(na + 1) * ng)[: na * ng].reshape(na, ng)
+        ah_cnt = np.bincount(ah, minlength=(na + 1) * ng)[: na * ng].reshape(na, ng)
+        ah = None
+    else:
+        ah_sum, ah_cnt = np.zeros((na, 0)), np.zeros((na, 0), dtype=np.int64)
     # ((arch * 4 + season) * 2 + weekend) * 48 + slot
     key = (np.arange(na)[:, None] * (4 * 2 * 48) + ((g_season * 2 + g_weekend) * 48 + g_slot)[None, :]).reshape(-1)
     size = na * 4 * 2 * 48
@@ -164,26 +191,45 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
         },
         schema=MONTHLY_SCHEMA,
     )
-    nc = len(core_values)
-    ck = core * max(na, 1) + arch
-    csum = np.bincount(ck, weights=kwh, minlength=nc * max(na, 1))
-    ccnt = np.bincount(ck, minlength=nc * max(na, 1))
+    nca = nc * max(na, 1)
+    ck_run = np.where(kept, core_of_run * max(na, 1) + arch_of_run, nca)  # nca: rows that do not count
+    # Per run first (a pass over the rows), then per MPAN and archetype over the runs.
+    csum = np.bincount(ck_run, weights=np.add.reduceat(kwh, starts) if n else None, minlength=nca + 1)[:nca]
+    ccnt = np.bincount(ck_run, weights=lengths, minlength=nca + 1)[:nca].astype(np.int64)
     nz = np.flatnonzero(ccnt)
-    latest = _latest_registration(registrations)
-    annual_all = registrations.column("annual_consumption_kwh").to_numpy()
-    mcores = core_values[nz // max(na, 1)]
+    mcores = nz // max(na, 1)
     mpans = pa.table(
         {
-            "mpan_core": mcores,
+            "mpan_core": core_values[mcores],
             "archetype": arch_values[nz % max(na, 1)],
-            "annual_consumption_kwh": np.array([float(annual_all[latest[c]]) for c in mcores], dtype=np.float64),
+            "annual_consumption_kwh": registrations.column("annual_consumption_kwh").to_numpy()[_latest_of_core(registrations, reg_core_id)][appearance[mcores]].astype(np.float64),
             "kwh_sum": csum[nz],
-            "periods": ccnt[nz].astype(np.int64),
+            "periods": ccnt[nz],
         },
         schema=MPAN_SCHEMA,
     )
-    sample = _sample(period_end, core, core_values, arch, arch_values, kwh, samples_per_archetype)
+    sample = _sample(end_us, kwh, starts, lengths, kept, core_of_run, core_values, arch_of_run, arch_values, samples_per_archetype)
     return ReportSummary(shape, monthly, mpans, sample, samples_per_archetype)
+
+
+def _entry_flags(col: pa.ChunkedArray, wanted: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(an id per row, whether each id's string is in ``wanted``): a one-chunk dictionary
+    column's own indices (no copy), else ``_codes``."""
+    if pa.types.is_dictionary(col.type) and col.num_chunks == 1 and col.null_count == 0:
+        chunk = col.chunk(0)
+        return chunk.indices.to_numpy(), np.isin(np.asarray(chunk.dictionary.to_numpy(zero_copy_only=False)).astype(str), wanted)
+    codes, values = _codes(col)
+    return codes, np.isin(values, wanted)
+
+
+def _latest_of_core(registrations: pa.Table, core_id: np.ndarray) -> np.ndarray:
+    """Per MPAN id: the row of its latest registration (latest ``effective_from``; the last
+    such row on a tie), as ``_latest_registration`` picks it."""
+    frm = registrations.column("effective_from").cast(pa.int32()).to_numpy(zero_copy_only=False)
+    order = np.lexsort((frm, core_id))
+    latest = np.zeros(int(core_id.max()) + 1 if len(core_id) else 0, dtype=np.int64)
+    latest[core_id[order]] = order  # later rows overwrite earlier ones
+    return latest
 
 
 def _int64_column(col: pa.ChunkedArray) -> np.ndarray:
@@ -197,26 +243,33 @@ def _rank(cores: np.ndarray) -> np.ndarray:
     return streams.random_u64(_RANK_KEY, np.asarray(cores).astype(np.uint64))
 
 
-def _sample(period_end: np.ndarray, core: np.ndarray, core_values: np.ndarray, arch: np.ndarray, arch_values: np.ndarray, kwh: np.ndarray, k: int) -> pa.Table:
+def _sample(
+    end_us: np.ndarray, kwh: np.ndarray, starts: np.ndarray, lengths: np.ndarray, kept: np.ndarray,
+    core_of_run: np.ndarray, core_values: np.ndarray, arch_of_run: np.ndarray, arch_values: np.ndarray, k: int,
+) -> pa.Table:
     """All half hours of the first days of the ``k`` lowest-ranked MPANs of each archetype."""
-    if not len(core):
+    if not kept.any():
         return SAMPLE_SCHEMA.empty_table()
     rank = _rank(core_values)
     first_arch = np.full(len(core_values), -1)
-    first_arch[core] = arch
+    first_arch[core_of_run[kept]] = arch_of_run[kept]  # an MPAN's last counted run decides
     chosen = np.zeros(len(core_values), dtype=bool)
-    for a in np.flatnonzero(np.bincount(arch)):  # the archetypes present, ascending (np.unique without a sort)
+    for a in np.flatnonzero(np.bincount(arch_of_run[kept])):  # the archetypes present, ascending
         sel = np.flatnonzero(first_arch == a)
         chosen[sel[np.argsort(rank[sel], kind="stable")[:k]]] = True
-    ts = period_end
-    rows = np.flatnonzero(chosen[core])
-    rows = rows[ts[rows] <= ts[rows].min() + np.timedelta64(_SAMPLE_DAYS, "D")] if len(rows) else rows
+    runs = np.flatnonzero(kept & chosen[np.maximum(core_of_run, 0)])
+    counts = lengths[runs]
+    rows = np.arange(int(counts.sum())) + np.repeat(starts[runs] - (np.cumsum(counts) - counts), counts)
+    core, arch = np.repeat(core_of_run[runs], counts), np.repeat(arch_of_run[runs], counts)
+    ts = end_us[rows].view("datetime64[us]")
+    near = ts <= ts.min() + np.timedelta64(_SAMPLE_DAYS, "D")
+    rows, core, arch = rows[near], core[near], arch[near]
     return pa.table(
         {
-            "mpan_core": core_values[core[rows]],
-            "archetype": arch_values[arch[rows]],
-            "rank": rank[core[rows]],
-            "period_end_utc": pa.array(ts[rows], pa.timestamp("us", tz="UTC")),
+            "mpan_core": core_values[core],
+            "archetype": arch_values[arch],
+            "rank": rank[core],
+            "period_end_utc": pa.array(end_us[rows].view("datetime64[us]"), pa.timestamp("us", tz="UTC")),
             "consumption_kwh": kwh[rows],
         },
         schema=SAMPLE_SCHEMA,
