@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, dictionary_strings, plain_strings
 from mhhs_pipeline.formats import parquet_thrift as th
+from mhhs_pipeline.formats.parquet_encodings import pack_bits
 from mhhs_pipeline.formats.parquet_writer import PreparedParquet, supports
 from mhhs_pipeline.formats.tabular import encode_parquet, encode_parquet_pyarrow
 
@@ -287,3 +288,16 @@ def test_fast_column_chunks_match_the_generic_encoder(
     }  # fmt: skip
     fast = th.column_chunk(th.column_chunk_prefix(2, encodings, "period_end_utc"), **k)
     assert bytes(fast) == _reference_column_chunk(2, encodings, "period_end_utc", **k)
+
+
+@settings(max_examples=80, deadline=None)
+@given(width=st.integers(1, 64), groups=st.integers(0, 400), seed=st.integers(0, 2**32 - 1))
+def test_bit_packing_matches_the_format_bit_by_bit(width, groups, seed):
+    # Both packing paths (few groups: bits spelled out; many: 32- or 64-bit lanes) against
+    # the format's definition: value i occupies bits i*width .. (i+1)*width-1, LSB first.
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 2**width, size=8 * groups, dtype=np.uint64) if width < 64 else rng.integers(0, 2**63, size=8 * groups, dtype=np.uint64) * 2 + 1
+    packed = pack_bits(values.astype(np.int64) if width < 63 else values, width)
+    assert packed.shape == (groups, width)
+    whole = sum(int(v) << (i * width) for i, v in enumerate(values.tolist()))
+    assert packed.tobytes() == whole.to_bytes(groups * width, "little")

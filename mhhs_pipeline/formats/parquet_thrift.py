@@ -36,10 +36,15 @@ DATA_PAGE, DICTIONARY_PAGE = 0, 2
 UTF8, DATE, TIMESTAMP_MICROS, INT_16, INT_32, INT_64 = 0, 6, 10, 16, 17, 18
 
 Struct = Sequence[tuple[int, int, object]]
+_ONE_BYTE = [bytes((b,)) for b in range(0x80)]
 
 
 def varint(value: int) -> bytes:
     """Unsigned LEB128."""
+    if value < 0x80:  # most header fields: one or two bytes, without the loop
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while True:
         byte = value & 0x7F
