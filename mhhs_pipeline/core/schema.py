@@ -48,6 +48,7 @@ REGISTRATION_SCHEMA = pa.schema(
 CONSUMPTION_KEY = ("mpan_core", "measurement_quantity", "period_end_utc")
 
 CODE = pa.dictionary(pa.int32(), pa.string())
+UTC_US = pa.timestamp("us", tz="UTC")
 
 
 def dictionary_strings(schema: pa.Schema) -> pa.Schema:
@@ -66,6 +67,19 @@ def coded_strings(values: Sequence[str] | pa.Array, codes: np.ndarray, mask: np.
     """A ``dictionary<int32, string>`` column: ``values[codes]``, null where ``mask``."""
     text = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32), mask=mask), text)
+
+
+def fixed_width(values: np.ndarray, typ: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
+    """A fixed-width Arrow array over ``values`` without copying them, null where not
+    ``valid``: int64 microseconds for instants, int32 days for dates, int16, float64.
+    (``pa.array`` copies datetime64 input, scans it for NaT and converts masks slowly:
+    ~5 ms per column of a unit's 1.5 M rows.)"""
+    values = np.ascontiguousarray(values)
+    if values.dtype.itemsize * 8 != typ.bit_width:
+        raise TypeError(f"{values.dtype} values for an Arrow {typ} column")
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    nulls = 0 if valid is None else len(values) - int(np.count_nonzero(valid))
+    return pa.Array.from_buffers(typ, len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
 
 
 def dictionary_parts(column: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:

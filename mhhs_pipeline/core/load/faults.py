@@ -34,7 +34,7 @@ import pyarrow as pa
 from mhhs_pipeline.core import streams
 from mhhs_pipeline.core.calendar import EPOCH_DAY
 from mhhs_pipeline.core.load.weather import GSP_GROUPS, declination_rad, hour_angle_rad
-from mhhs_pipeline.core.schema import coded_strings, dictionary_strings
+from mhhs_pipeline.core.schema import UTC_US, coded_strings, dictionary_strings, fixed_width
 
 OUTAGE, MISSING, ZERO_RUN, SPIKE, MAX_VALUE, UNIT_SLIP, DUPLICATE, OFF_GRID, LATE = (1 << k for k in range(9))
 FAULT_TYPES = {
@@ -414,25 +414,15 @@ def raw_reads(scenario, sim, plan: FaultPlan, raw: _Raw | None = None) -> tuple[
         {
             "mpan_core": coded_strings(list(sim.m.core), sim.series_mpan.astype(np.int32)[s]),
             "measurement_quantity": coded_strings(list(_MQ), sim.series_mq.astype(np.int32)[s]),
-            "read_timestamp_utc": _utc_us(raw.read_us),
+            "read_timestamp_utc": fixed_width(raw.read_us, UTC_US),
             "value": pa.array(raw.value, pa.float64()),
             "unit": coded_strings(["kWh", "Wh"], smart),
-            "received_at_utc": _utc_us(raw.received_us),
+            "received_at_utc": fixed_width(raw.received_us, UTC_US),
             "source": coded_strings(["AMR", "DCC"], smart),
         },
         schema=RAW_WORK_SCHEMA,
     )
     return table, sim.reg_idx[sim.series_mpan].reshape(-1)[sd]
-
-
-_UTC_US = pa.timestamp("us", tz="UTC")
-
-
-def _utc_us(us: np.ndarray) -> pa.Array:
-    """int64 microseconds as a UTC timestamp array without copying them (``pa.array`` copies
-    datetime64 input): the same array, no nulls."""
-    us = np.ascontiguousarray(us, dtype=np.int64)
-    return pa.Array.from_buffers(_UTC_US, len(us), [None, pa.py_buffer(us)])
 
 
 def ground_truth(scenario, sim, plan: FaultPlan, canonical: Canonical, raw: _Raw | None = None) -> tuple[pa.Table, np.ndarray]:

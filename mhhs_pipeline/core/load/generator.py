@@ -48,7 +48,13 @@ from mhhs_pipeline.core.load.daily import (
 )
 from mhhs_pipeline.core.load.weather import GSP_GROUPS, lighting_profile
 from mhhs_pipeline.core.registrations import registrations_on_days
-from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, coded_strings, dictionary_strings
+from mhhs_pipeline.core.schema import (
+    CONSUMPTION_SCHEMA,
+    UTC_US,
+    coded_strings,
+    dictionary_strings,
+    fixed_width,
+)
 from mhhs_pipeline.spec.scenario import Scenario
 
 LOOKBACK_DAYS = 3  # blocks (EV, night heating) started up to 3 days earlier can reach into a window
@@ -312,12 +318,13 @@ def _table(sim: Simulation, kwh: np.ndarray, quality_e: np.ndarray, reason: np.n
         {
             "mpan_core": coded_strings(core_dict, np.repeat(sim.series_mpan[series_of_pair], 48)),
             "measurement_quantity": coded_strings(mq_vals, np.repeat(sim.series_mq[series_of_pair], 48)),
-            "period_end_utc": pa.array(grid.period_end_utc[hh_of_row], pa.timestamp("us", tz="UTC")),
-            "settlement_date": pa.array(grid.settlement_date_local[hh_of_row], pa.date32()),
+            # Gathered in the columns' own widths and wrapped without a copy (fixed_width).
+            "period_end_utc": fixed_width(grid.period_end_utc.view(np.int64)[hh_of_row], UTC_US),
+            "settlement_date": fixed_width((grid.settlement_date_local - EPOCH_DAY).astype(np.int32)[hh_of_row], pa.date32()),
             "settlement_period": pa.array(grid.settlement_period_local[hh_of_row], pa.int16()),
             "consumption_kwh": pa.array(kwh.reshape(-1)[flat_idx], pa.float64()),
             "quality": coded_strings(["A", "E"], est),
-            "estimation_reason": pa.array(np.where(est, reason.reshape(-1)[flat_idx], 0).astype(np.int16), pa.int16(), mask=~est),
+            "estimation_reason": fixed_width(np.where(est, reason.reshape(-1)[flat_idx], 0).astype(np.int16), pa.int16(), valid=est),
             "provenance": coded_strings(["manufactured"], np.zeros(len(flat_idx), dtype=np.int32)),
         },
         schema=WORK_SCHEMA,
