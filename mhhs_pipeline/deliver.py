@@ -102,9 +102,10 @@ def write_tabular(
 
 
 def deliver_consumption(
-    ctx: UnitContext, role: str, pid: str, name: str, table: pa.Table, registration_row: np.ndarray, *, pre_encoded: dict[str, bytes] | None = None, n_rows: int | None = None
+    ctx: UnitContext, role: str, pid: str, name: str, table: pa.Table, registration_row: np.ndarray | None, *, pre_encoded: dict[str, bytes] | None = None, n_rows: int | None = None
 ) -> list[FileRecord]:
-    """Every format of one participant's consumption slice of one unit."""
+    """Every format of one participant's consumption slice of one unit (``registration_row``,
+    per row of ``table``, is read by the IF-021 and DCC encoders only)."""
     records = write_tabular(ctx, role, pid, "consumption", name, table, pre_encoded=pre_encoded, n_rows=n_rows)
     formats = ctx.scenario.outputs.formats
     if "if021_json" in formats and role in IF021_ROLES and table.num_rows:

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from mhhs_pipeline.cleanse.consumption_merge import merge_with_model_index
 from mhhs_pipeline.core.load import generate_consumption, generate_load
-from mhhs_pipeline.core.participants import consumption_slices, registration_slices, take_runs
+from mhhs_pipeline.core.participants import consumption_slices, registration_slices, take_ranges
 from mhhs_pipeline.core.registrations import synthesise_registrations
 from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabular
 from mhhs_pipeline.formats.parquet_writer import PreparedParquet, worthwhile
@@ -94,8 +94,9 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
     parquet_files = parquet_files_of(prepared, slices)
     for i, sl in enumerate(slices):
         whole = sl.role == "central"
-        part = table if whole or not needs_rows else take_runs(table, sl.rows)
-        reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows]
+        part = table if whole or not needs_rows else take_ranges(table, *sl.runs)
+        # Registration rows per row: only the IF-021 and DCC encoders read them.
+        reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows] if needs_rows else None
         pre = {}
         if rendered:
             pre["csv"] = _csv_cut(rendered, sl)
@@ -103,7 +104,7 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
             pre["parquet"] = parquet_files[i]
         for fmt, wide in wides.items():
             pre[fmt] = wide.chunks() if whole else wide.subset_chunks(table, sl.rows)
-        result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, pre_encoded=pre, n_rows=len(sl.rows))
+        result.records += deliver_consumption(ctx, sl.role, sl.participant_id, unit.unit_id, part, reg_rows, pre_encoded=pre, n_rows=sl.n_rows)
         if parquet_files:
             parquet_files[i] = None  # landed: its bytes can go
     # The consumption phase (table, renderings, encodings) is released before the raw reads
@@ -124,11 +125,11 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
             parquet_files = parquet_files_of(prepared, slices)
             for i, sl in enumerate(slices):
                 whole = sl.role == "central"
-                part = data if whole or not rows_needed else take_runs(data, sl.rows)
+                part = data if whole or not rows_needed else take_ranges(data, *sl.runs)
                 pre = {"csv": _csv_cut(rendered, sl)} if rendered else {}
                 if parquet_files:
                     pre["parquet"] = parquet_files[i]
-                result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, pre_encoded=pre, n_rows=len(sl.rows))
+                result.records += write_tabular(ctx, sl.role, sl.participant_id, dataset, unit.unit_id, part, pre_encoded=pre, n_rows=sl.n_rows)
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"
@@ -138,13 +139,13 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
             # The rows themselves only for Parquet (CSV is cut from the rendering).
             part = reg if sl.role == "central" or "parquet" not in formats else reg.take(sl.rows)
             pre = {"csv": _csv_cut(rendered, sl)} if rendered else {}
-            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part, pre_encoded=pre, n_rows=len(sl.rows))
+            result.records += write_tabular(ctx, sl.role, sl.participant_id, "registrations", block_id, part, pre_encoded=pre, n_rows=sl.n_rows)
     return result
 
 
 def _csv_cut(rendered: RenderedCsv, sl) -> list:
     """A slice's CSV chunks cut from its dataset's rendering (central: the whole of it)."""
-    return rendered.chunks() if sl.role == "central" else rendered.subset_chunks(sl.rows)
+    return rendered.chunks() if sl.role == "central" else rendered.runs_chunks(*sl.runs)
 
 
 def prepared_parquet(table: pa.Table, formats: set[str]) -> PreparedParquet | None:
@@ -154,4 +155,4 @@ def prepared_parquet(table: pa.Table, formats: set[str]) -> PreparedParquet | No
 
 def parquet_files_of(prepared: PreparedParquet | None, slices: list) -> list[list[bytes]] | None:
     """Every participant's Parquet file (as chunks), encoded together; central gets all rows."""
-    return prepared.files([None if sl.role == "central" else sl.rows for sl in slices]) if prepared else None
+    return prepared.files([None if sl.role == "central" else sl.runs for sl in slices]) if prepared else None

@@ -121,6 +121,11 @@ def test_every_subset_reads_back_exactly(
     assert _read(files[2]).num_rows == 0 and _read(files[2]).schema == expected.schema
     for other, chunks in zip(others, files[3:], strict=True):
         assert _read(chunks).equals(expected.take(pa.array(other, pa.int64())))
+    # Selections given as runs (a participant slice's form): long runs are cut as slices.
+    if n >= 8:
+        first, last = np.array([1, n // 2]), np.array([n // 4, n - 2])
+        got = _read(prepared.files([(first, last)])[0])
+        assert got.equals(expected.take(pa.array(np.r_[1 : n // 4 + 1, n // 2 : n - 1], pa.int64())))
     # -0.0 stays -0.0 (equals() would accept 0.0)
     got = part.column("consumption_kwh").to_numpy()
     assert np.array_equal(

@@ -26,6 +26,8 @@ def test_grouping_by_runs_equals_a_stable_sort_of_rows(runs):
     for s, k in zip(got, expected_keys, strict=True):
         assert np.array_equal(s.rows, np.flatnonzero(keys == k))
         assert s.rows.dtype == np.int64
+        # runs are maximal: touching runs of one participant are joined
+        assert s.n_rows == len(s.rows) and np.all(s.first[1:] > s.last[:-1] + 1)
     assert sum(len(s.rows) for s in got) == len(keys)
 
 

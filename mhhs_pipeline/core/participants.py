@@ -9,6 +9,7 @@ copy receives every row once. Pure: returns row indices, never copies data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -21,9 +22,34 @@ CENTRAL_ID = "central"
 
 @dataclass(frozen=True)
 class Slice:
+    """One participant's rows of a dataset: runs of consecutive rows (``first[i]`` ..
+    ``last[i]``, inclusive, ascending). A participant's rows are few long runs (an MPAN's
+    days under one registration, MPANs of one distributor side by side), so encoders cut
+    them by run; the row indices themselves are made only if asked for."""
+
     role: str
     participant_id: str
-    rows: np.ndarray  # int64 row indices, ascending
+    first: np.ndarray  # int64, first row of each run
+    last: np.ndarray  # int64, last row of each run
+
+    @property
+    def runs(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.first, self.last
+
+    @property
+    def n_rows(self) -> int:
+        return int((self.last - self.first).sum()) + len(self.first)
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """int64 row indices, ascending."""
+        return rows_of_runs(self.first, self.last)
+
+
+def rows_of_runs(first: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Every row of the runs ``first[i]`` .. ``last[i]`` (inclusive), in order."""
+    lengths = np.asarray(last, dtype=np.int64) - first + 1
+    return np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(np.asarray(first, dtype=np.int64) - (np.cumsum(lengths) - lengths), lengths)
 
 
 def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,21 +62,22 @@ def _group_runs(starts: np.ndarray, lengths: np.ndarray, run_keys: np.ndarray, r
     """Runs of rows (``starts``, ``lengths``, ascending) grouped by their keys.
 
     Rows of one participant come in runs (an MPAN's half hours under one registration), so
-    the runs are grouped, not the rows: a stable sort of a few thousand run keys, then each
-    group's rows written out as ranges. Keys come out in ascending order.
+    the runs are grouped, not the rows: a stable sort of a few thousand run keys; runs of
+    one group that touch are joined. Keys come out in ascending order.
     """
     if len(run_keys) == 0:
         return []
     order = np.argsort(run_keys, kind="stable")
     sorted_keys = run_keys[order]
-    cuts = np.r_[0, np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1, len(order)]
-    run_len = lengths[order]
-    total = int(run_len.sum())
-    # every row, group after group: run starts repeated and counted up within each run
-    within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(run_len) - run_len, run_len)
-    rows = np.repeat(starts[order], run_len) + within
-    row_cuts = np.r_[0, np.cumsum(run_len)][cuts]
-    return [Slice(role, str(sorted_keys[cuts[i]]), rows[row_cuts[i] : row_cuts[i + 1]]) for i in range(len(cuts) - 1)]
+    first = np.asarray(starts, dtype=np.int64)[order]
+    last = first + np.asarray(lengths, dtype=np.int64)[order] - 1
+    new_key = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+    # A run begins a joined run unless it continues the previous one of the same key.
+    begins = new_key | np.r_[True, first[1:] != last[:-1] + 1]
+    heads = np.flatnonzero(begins)
+    first, last = first[heads], np.r_[last[heads[1:] - 1], last[-1]]
+    cuts = np.r_[np.flatnonzero(new_key[heads]), len(heads)]
+    return [Slice(role, str(sorted_keys[heads[cuts[i]]]), first[cuts[i] : cuts[i + 1]], last[cuts[i] : cuts[i + 1]]) for i in range(len(cuts) - 1)]
 
 
 def row_runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,13 +90,17 @@ def row_runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def take_runs(table: pa.Table, rows: np.ndarray) -> pa.Table:
-    """``table.take(rows)`` for ascending ``rows`` as zero-copy slices, one chunk per run.
+    """``table.take(rows)`` for ascending ``rows`` as zero-copy slices, one chunk per run."""
+    return take_ranges(table, *row_runs(rows))
+
+
+def take_ranges(table: pa.Table, first: np.ndarray, last: np.ndarray) -> pa.Table:
+    """The rows ``first[i]`` .. ``last[i]`` of ``table`` as zero-copy slices, one chunk per run.
 
     A participant's rows are long runs (an MPAN's days under one registration), so this
     moves no data: 10x cheaper than ``take`` on a unit, and the Parquet writer consumes
     the chunks as they are (same bytes as from the taken table).
     """
-    first, last = row_runs(rows)
     if len(first) == 0:
         return table.slice(0, 0)
     return pa.concat_tables([table.slice(a, b - a + 1) for a, b in zip(first.tolist(), last.tolist(), strict=True)])
@@ -93,8 +124,9 @@ def consumption_slices(registrations: pa.Table, registration_row: np.ndarray) ->
     # Rows come in runs of one registration: find them once, then group the runs by each
     # role's participant (few runs, not millions of rows).
     registration_row = np.asarray(registration_row)
-    central = Slice("central", CENTRAL_ID, np.arange(len(registration_row), dtype=np.int64))
-    if len(registration_row) == 0:
+    n = len(registration_row)
+    central = Slice("central", CENTRAL_ID, np.zeros(1 if n else 0, dtype=np.int64), np.full(1 if n else 0, n - 1, dtype=np.int64))
+    if n == 0:
         return [central]
     out: list[Slice] = []
     starts, lengths = _runs(registration_row)
@@ -102,7 +134,7 @@ def consumption_slices(registrations: pa.Table, registration_row: np.ndarray) ->
     for role, per_reg in (("supplier", supplier), ("data_service", data_service), ("ldso", ldso)):
         uniq, code = np.unique(per_reg, return_inverse=True)
         for sl in _group_runs(starts, lengths, code.reshape(-1)[run_registration], role):
-            out.append(Slice(role, str(uniq[int(sl.participant_id)]), sl.rows))
+            out.append(Slice(role, str(uniq[int(sl.participant_id)]), sl.first, sl.last))
     return out + [central]
 
 

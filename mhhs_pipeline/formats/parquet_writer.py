@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import zstandard
 
-from mhhs_pipeline.core.participants import row_runs
+from mhhs_pipeline.core.participants import row_runs, rows_of_runs
 from mhhs_pipeline.formats import parquet_thrift as th
 from mhhs_pipeline.formats.parquet_encodings import (
     all_present,
@@ -344,27 +344,27 @@ def _one_array(column: pa.ChunkedArray, typ: pa.DataType) -> pa.Array:
 
 class _Segments:
     """The row groups of every file being written at once, in order: segment ``k`` is rows
-    ``lo..hi`` of the unit (``rows`` None) or the explicit ascending ``rows``."""
+    ``lo..hi`` of the unit (``runs`` None) or the ascending runs ``runs = (first, last)``
+    (inclusive) of unit rows."""
 
-    def __init__(self, n_unit: int, selections: list[np.ndarray | None], row_group_rows: int):
-        self.parts: list[tuple[int, int, np.ndarray | None]] = []
+    def __init__(self, n_unit: int, selections: list[tuple[np.ndarray, np.ndarray] | None], row_group_rows: int):
+        self.parts: list[tuple[int, int, tuple[np.ndarray, np.ndarray] | None]] = []
         self.of_file: list[list[int]] = []  # each file's segments (its row groups)
-        for rows in selections:
-            first = len(self.parts)
-            if rows is None:
-                self.parts += [
-                    (lo, min(lo + row_group_rows, n_unit), None)
-                    for lo in range(0, n_unit, row_group_rows)
-                ]
+        counts = []
+        for sel in selections:
+            first_part = len(self.parts)
+            if sel is None:
+                for lo in range(0, n_unit, row_group_rows):
+                    self.parts.append((lo, min(lo + row_group_rows, n_unit), None))
+                    counts.append(self.parts[-1][1] - lo)
             else:
-                self.parts += [
-                    (0, 0, rows[lo : lo + row_group_rows])
-                    for lo in range(0, len(rows), row_group_rows)
-                ]
-            self.of_file.append(list(range(first, len(self.parts))))
-        self.counts = np.array(
-            [hi - lo if r is None else len(r) for lo, hi, r in self.parts], dtype=np.int64
-        )
+                first, last = (np.asarray(x, dtype=np.int64) for x in sel)
+                n = int((last - first).sum()) + len(first)
+                for lo in range(0, n, row_group_rows) if n > row_group_rows else [0]:
+                    self.parts.append((0, 0, _cut_runs(first, last, lo, lo + row_group_rows) if n > row_group_rows else (first, last)))
+                    counts.append(min(row_group_rows, n - lo))
+            self.of_file.append(list(range(first_part, len(self.parts))))
+        self.counts = np.array(counts, dtype=np.int64)
         self.offsets = np.r_[0, np.cumsum(self.counts)]
 
     def __len__(self) -> int:
@@ -374,15 +374,38 @@ class _Segments:
     def intervals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(first row, last row, segment) of each run of consecutive unit rows."""
         firsts, lasts, segs = [], [], []
-        for k, (lo, hi, rows) in enumerate(self.parts):
-            if rows is None:
-                first, last = np.array([lo], dtype=np.int64), np.array([hi - 1], dtype=np.int64)
-            else:
-                first, last = row_runs(rows)
+        for k, (lo, hi, runs) in enumerate(self.parts):
+            first, last = (np.array([lo], dtype=np.int64), np.array([hi - 1], dtype=np.int64)) if runs is None else runs
             firsts.append(first)
             lasts.append(last)
             segs.append(np.full(len(first), k, dtype=np.int64))
         return np.concatenate(firsts), np.concatenate(lasts), np.concatenate(segs)
+
+
+def _cut_runs(first: np.ndarray, last: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The runs covering positions ``lo`` .. ``hi - 1`` of the rows the runs list, in order."""
+    lengths = last - first + 1
+    ends = np.cumsum(lengths)  # position after each run
+    starts = ends - lengths
+    a = int(np.searchsorted(ends, lo, side="right"))  # the first run ending after lo
+    b = int(np.searchsorted(starts, hi, side="left"))  # runs starting before hi: a .. b-1
+    cut_first, cut_last = first[a:b].copy(), last[a:b].copy()
+    if len(cut_first):
+        cut_first[0] += lo - starts[a]
+        cut_last[-1] -= max(0, int(ends[b - 1]) - hi)
+    return cut_first, cut_last
+
+
+def _take(source: np.ndarray, runs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``source``'s values at the runs' rows: slices joined where the runs are long (a
+    participant's usual few hundred), else one gather."""
+    first, last = runs
+    if len(first) == 1:
+        return source[int(first[0]) : int(last[0]) + 1]
+    n = int((last - first).sum()) + len(first)
+    if len(first) * 64 <= n:
+        return np.concatenate([source[a : b + 1] for a, b in zip(first.tolist(), last.tolist(), strict=True)]) if len(first) else source[:0]
+    return source[rows_of_runs(first, last)]
 
 
 @dataclass
@@ -457,11 +480,12 @@ class PreparedParquet:
     def subset_chunks(self, rows: np.ndarray) -> list[bytes]:
         return self.files([rows])[0]
 
-    def files(self, selections: list[np.ndarray | None]) -> list[list[bytes]]:
-        """One file per selection (``None``: every row; else ascending unit rows)."""
+    def files(self, selections: list[tuple[np.ndarray, np.ndarray] | np.ndarray | None]) -> list[list[bytes]]:
+        """One file per selection: ``None`` for every row, else ascending unit rows as runs
+        ``(first, last)`` (inclusive; a participant slice's ``runs``) or as row indices."""
         segs = _Segments(
             self.n,
-            [None if r is None else np.asarray(r, dtype=np.int64) for r in selections],
+            [sel if sel is None or isinstance(sel, tuple) else row_runs(sel) for sel in selections],
             self.row_group_rows,
         )
         encoded = [self._encode(col, segs) for col in self.columns]  # [column][segment]
@@ -483,10 +507,10 @@ class PreparedParquet:
     @staticmethod
     def _segment_values(col: _Column, source: np.ndarray, part: tuple, e: _Encoded) -> np.ndarray:
         """A segment's non-null values of a per-row column; its levels and null count on ``e``."""
-        lo, hi, rows = part
-        values = source[lo:hi] if rows is None else source[rows]
+        lo, hi, runs = part
+        values = source[lo:hi] if runs is None else _take(source, runs)
         if col.valid is not None:
-            valid = col.valid[lo:hi] if rows is None else col.valid[rows]
+            valid = col.valid[lo:hi] if runs is None else _take(col.valid, runs)
             if col.nullable:
                 e.levels = levels_from_runs(*_runs_of(valid.astype(np.int64)))
             e.null_count = int(len(values) - np.count_nonzero(valid))

@@ -205,7 +205,10 @@ class RenderedCsv:
 
     def subset_chunks(self, rows: np.ndarray) -> list:
         """The CSV of ``rows`` (ascending row indices) as byte chunks, header first."""
-        first, last = row_runs(rows)
+        return self.runs_chunks(*row_runs(rows))
+
+    def runs_chunks(self, first: np.ndarray, last: np.ndarray) -> list:
+        """The CSV of the rows ``first[i]`` .. ``last[i]`` (inclusive, ascending) as byte chunks."""
         if len(first) == 0:
             return [self.header]
         body = memoryview(self.body)
