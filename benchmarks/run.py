@@ -45,7 +45,12 @@ manifest (the run is complete when its manifest lands); cluster shutdown is repo
 "Start-up" = plan + prepare + cluster start. Cores used = min(workers, CPUs available).
 Rates per worker-CPU-second are printed too: they move less than wall rates when other
 processes share the machine. Landed data goes to a temporary folder under the system
-temp dir, deleted at the end; results go to ``--out`` (default ``benchmarks/results``)
+temp dir: each section's files are emptied (truncated, freeing the disk) when it ends and
+deleted only at the end of the benchmark -- on ext4 without a journal (this VM's disk) a
+file created within minutes of many deletions costs ~0.3-1 ms of kernel time instead of
+~0.04 (the allocator steps over every recently deleted inode: ``recently_deleted`` in
+perf), so deleting one section's thousands of files would slow the next section's.
+Results go to ``--out`` (default ``benchmarks/results``)
 as ``bench-<N>w.json`` / ``.md`` (``quick-<N>w.*`` with ``--quick``), rewritten after
 every section so a killed run keeps what it measured, plus ``profile-*.txt``.
 Workers are started exactly as the pipeline starts them (``distributed.local_cluster``:
@@ -592,6 +597,9 @@ def build_report(res: dict) -> tuple[str, list[dict]]:
             else ""
         ),
         f"- code: {res['git']}; python {m['python']}, pyarrow {m['pyarrow']}, dask {m['dask']}, duckdb {m['duckdb']}",
+        "- small-file creation in the landing folder: "
+        + " -> ".join(f"{m[k]:.0f}" for k in ("file_create_us_start", "file_create_us_end") if k in m)
+        + " us CPU per file (start -> end; ~40 on a healthy disk, hundreds within minutes of mass deletions on ext4 without a journal)",
         f"- workers N = {res['workers']} single-threaded Dask worker processes; cores used = {res['cores_used']}"
         + (
             ""
@@ -990,6 +998,34 @@ def build_report(res: dict) -> tuple[str, list[dict]]:
 # ----------------------------------------------------------------------------------------
 
 
+def empty_files(folder: Path) -> None:
+    """Truncate every file under ``folder``: the disk space is freed but no inode is deleted
+    (deleted inodes slow the next file creations on ext4 without a journal; see the module
+    docstring). The benchmark deletes its whole temporary folder at the end."""
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            try:
+                os.truncate(os.path.join(dirpath, name), 0)
+            except OSError:
+                pass
+
+
+def file_create_us(folder: Path, n: int = 300) -> float:
+    """Kernel + user CPU microseconds to create and write one small file in ``folder``
+    (a new sub-folder, left in place): ~40 on a healthy local disk; hundreds where the
+    filesystem is slow to allocate inodes (recent mass deletions on ext4 without a journal)."""
+    import resource
+
+    probe = folder / f"create-probe-{time.monotonic_ns()}"
+    probe.mkdir(parents=True)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    for i in range(n):
+        with open(probe / f"f{i:04d}", "wb") as f:
+            f.write(b"x" * 4096)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / n * 1e6
+
+
 def machine_info() -> dict:
     import dask
     import duckdb
@@ -1137,6 +1173,8 @@ def main(argv: list[str] | None = None) -> int:
             f"warning: {workers} workers on {available_cores()} CPUs; rates are per CPU used ({cores})"
         )
     log(f"landing data under {tmp_root}; workers={workers}; sections={sorted(sections)}")
+    res["machine"]["file_create_us_start"] = file_create_us(tmp_root)
+    log(f"small-file creation: {res['machine']['file_create_us_start']:.0f} us CPU per file")
 
     stem = f"{'quick' if args.quick else 'bench'}-{workers}w" + (
         "-daskmalloctrim" if args.dask_malloc_trim else ""
@@ -1164,7 +1202,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{name} FAILED:\n{res['errors'][name]}")
             return None
         finally:
-            shutil.rmtree(tmp_root / name, ignore_errors=True)
+            empty_files(tmp_root / name)
             try:
                 save()  # partial results survive a run that is killed later
             except Exception:  # noqa: BLE001
@@ -1263,7 +1301,10 @@ def main(argv: list[str] | None = None) -> int:
             if p:
                 res["profile"] = p
     finally:
-        shutil.rmtree(tmp_root, ignore_errors=True)
+        try:
+            res["machine"]["file_create_us_end"] = file_create_us(tmp_root)
+        finally:
+            shutil.rmtree(tmp_root, ignore_errors=True)
 
     report = save(final=True)
     print(report)
