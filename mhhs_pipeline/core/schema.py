@@ -66,7 +66,11 @@ def dictionary_strings(schema: pa.Schema) -> pa.Schema:
 def coded_strings(values: Sequence[str] | pa.Array, codes: np.ndarray, mask: np.ndarray | None = None) -> pa.DictionaryArray:
     """A ``dictionary<int32, string>`` column: ``values[codes]``, null where ``mask``."""
     text = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32), mask=mask), text)
+    codes = np.asarray(codes, dtype=np.int32)
+    # Bounds checked by numpy's min and max (Arrow's own check costs ~6x more per row).
+    if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= len(text)):
+        raise ValueError(f"dictionary codes outside 0..{len(text) - 1}")
+    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=mask), text, safe=False)
 
 
 def fixed_width(values: np.ndarray, typ: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
