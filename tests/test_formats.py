@@ -12,12 +12,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from conftest import QUICKSTART, scenario
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mhhs_pipeline import stages
 from mhhs_pipeline.core.load import generate_consumption
 from mhhs_pipeline.core.participants import consumption_slices
 from mhhs_pipeline.core.registrations import synthesise_registrations
-from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, plain_strings
+from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, coded_strings, fixed_width, plain_strings
 from mhhs_pipeline.formats.compression import compress, decompress
 from mhhs_pipeline.formats.tabular import (
     RenderedCsv,
@@ -218,3 +220,26 @@ def test_csv_rendering_matches_pyarrows_csv_writer_for_every_column_kind():
     # Nulls in a kWh column are empty fields.
     text = RenderedCsv(pa.table({"consumption_kwh": pa.array([1.5, None, -0.25])})).whole().decode()
     assert text == "consumption_kwh\n1.500\n\n-0.250\n"
+
+
+@given(codes=st.lists(st.integers(-3, 6), max_size=40), valid=st.lists(st.booleans(), min_size=40, max_size=40))
+def test_schema_builders_match_pyarrows_own_constructors(codes, valid):
+    # coded_strings: values[codes], refusing codes outside the dictionary like Arrow does
+    values = ["a", "b", "c", "d"]
+    arr = np.array(codes, dtype=np.int64)
+    if len(arr) and (arr.min() < 0 or arr.max() >= len(values)):
+        with pytest.raises(ValueError):
+            coded_strings(values, arr)
+    else:
+        got = coded_strings(values, arr)
+        assert got.to_pylist() == [values[c] for c in codes]
+    # fixed_width: the same array as pa.array with a mask, nulls where not valid
+    n = len(codes)
+    keep = np.array(valid[:n], dtype=bool)
+    us = (np.arange(n, dtype=np.int64) * 1_800_000_000)
+    expected = pa.array(us.astype("datetime64[us]"), pa.timestamp("us", tz="UTC"), mask=~keep)
+    got = fixed_width(us, pa.timestamp("us", tz="UTC"), valid=keep)
+    got.validate(full=True)
+    assert got.equals(expected) and got.null_count == n - int(keep.sum())
+    with pytest.raises(TypeError):
+        fixed_width(us.astype(np.int32), pa.timestamp("us", tz="UTC"))
