@@ -42,7 +42,7 @@ def _best(fn, repeats: int) -> tuple[float, object]:
 def measure(scenario_path: Path, overrides: dict, tmp: Path, repeats: int = 3) -> dict:
     from mhhs_pipeline import stages
     from mhhs_pipeline.core.load import generate_load
-    from mhhs_pipeline.core.participants import consumption_slices, take_runs
+    from mhhs_pipeline.core.participants import consumption_slices, take_ranges
     from mhhs_pipeline.core.registrations import synthesise_registrations
     from mhhs_pipeline.formats.tabular import RenderedCsv, encode_parquet
     from mhhs_pipeline.runner import parquet_files_of, prepared_parquet
@@ -78,7 +78,7 @@ def measure(scenario_path: Path, overrides: dict, tmp: Path, repeats: int = 3) -
             mine = [sl for n, sl in copies if n == name]
             files = parquet_files_of(prepared_parquet(table, {"parquet"}), mine)
             if files is None:
-                files = [[encode_parquet(table if sl.role == "central" else take_runs(table, sl.rows))] for sl in mine]
+                files = [[encode_parquet(table if sl.role == "central" else take_ranges(table, *sl.runs))] for sl in mine]
             out += [b"".join(f) for f in files]
         return out
 
@@ -88,7 +88,7 @@ def measure(scenario_path: Path, overrides: dict, tmp: Path, repeats: int = 3) -
         chunks = []
         for name, table, _, _ in datasets:
             text = RenderedCsv(table)
-            chunks += [text.subset_chunks(sl.rows) if sl.role != "central" else text.chunks() for n, sl in copies if n == name]
+            chunks += [text.runs_chunks(*sl.runs) if sl.role != "central" else text.chunks() for n, sl in copies if n == name]
         return chunks
 
     t_csv, csv_chunks = _best(render, repeats)

@@ -3,7 +3,7 @@
 A consumption row belongs to the registration in force on the UTC settlement day that
 contains its half hour: that registration's supplier and data service receive it, and
 the LDSO of the MPAN's distributor id (the first two digits of the core). The central
-copy receives every row once. Pure: returns row indices, never copies data.
+copy receives every row once. Pure: returns runs of row indices, never copies data.
 """
 
 from __future__ import annotations
@@ -87,11 +87,6 @@ def row_runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return rows, rows
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
     return rows[np.r_[0, breaks]], rows[np.r_[breaks - 1, len(rows) - 1]]
-
-
-def take_runs(table: pa.Table, rows: np.ndarray) -> pa.Table:
-    """``table.take(rows)`` for ascending ``rows`` as zero-copy slices, one chunk per run."""
-    return take_ranges(table, *row_runs(rows))
 
 
 def take_ranges(table: pa.Table, first: np.ndarray, last: np.ndarray) -> pa.Table:

@@ -360,7 +360,7 @@ class _Segments:
             else:
                 first, last = (np.asarray(x, dtype=np.int64) for x in sel)
                 n = int((last - first).sum()) + len(first)
-                for lo in range(0, n, row_group_rows) if n > row_group_rows else [0]:
+                for lo in range(0, n, row_group_rows):  # no rows: no row group
                     self.parts.append((0, 0, _cut_runs(first, last, lo, lo + row_group_rows) if n > row_group_rows else (first, last)))
                     counts.append(min(row_group_rows, n - lo))
             self.of_file.append(list(range(first_part, len(self.parts))))
