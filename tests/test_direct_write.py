@@ -156,3 +156,19 @@ def test_store_lands_large_files_directly_and_small_ones_plainly(direct_dir, mon
     for record, data in zip(records, (big, small), strict=True):
         assert (direct_dir / "run" / record.path).read_bytes() == data
         assert record.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_direct_io_can_be_switched_off_and_a_bad_switch_is_named(direct_dir, monkeypatch):
+    def no_staging(*args, **kwargs):
+        raise AssertionError("direct I/O used although switched off")
+
+    monkeypatch.setattr(direct_write, "_stage_chunks", no_staging)
+    monkeypatch.setenv("MHHS_DIRECT_IO", "off")
+    store = RunStore(str(direct_dir), "run", write_behind=True)
+    big = os.urandom(direct_write.MIN_BYTES + 1)
+    record = store.write("central/central/consumption/big.csv", big, role="central", participant_id="central", dataset="consumption", fmt="csv", rows=1)
+    store.flush()
+    assert (direct_dir / "run" / record.path).read_bytes() == big and record.sha256 == hashlib.sha256(big).hexdigest()
+    monkeypatch.setenv("MHHS_DIRECT_IO", "sometimes")
+    with pytest.raises(ValueError, match="MHHS_DIRECT_IO"):
+        store.write("central/central/consumption/big2.csv", big, role="central", participant_id="central", dataset="consumption", fmt="csv", rows=1)

@@ -20,7 +20,10 @@ every such file and raises the first error -- call it before reporting the files
 
 Where a filesystem refuses ``O_DIRECT`` (some FUSE and network mounts) :func:`land`
 returns ``None`` having written nothing that matters, and the caller writes the file the
-ordinary way; that filesystem is not tried again in this process.
+ordinary way; that filesystem is not tried again in this process. A filesystem that
+accepts ``O_DIRECT`` but serves it slowly (some network mounts) can be given ordinary
+writes with ``MHHS_DIRECT_IO=off`` in the environment of the processes that write
+(the local cluster's workers inherit it).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ STAGE_BUFFERS = 4
 MIN_BYTES = 1 << 20
 
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
+ENV = "MHHS_DIRECT_IO"
+_SWITCH = {"on": True, "1": True, "true": True, "yes": True, "off": False, "0": False, "false": False, "no": False}
 _refused: set[int] = set()  # st_dev of filesystems that refused O_DIRECT in this process
 _proven: set[int] = set()  # st_dev of filesystems where a direct write has succeeded
 _state = threading.local()
@@ -83,6 +88,14 @@ def _stage(stage_bytes: int) -> _Stage:
     return stages[stage_bytes]
 
 
+def enabled() -> bool:
+    """Whether direct I/O is to be tried: ``MHHS_DIRECT_IO`` on (the default) or off."""
+    value = os.environ.get(ENV, "on").strip().lower()
+    if value not in _SWITCH:
+        raise ValueError(f"{ENV}={os.environ[ENV]!r}: use on or off")
+    return _SWITCH[value]
+
+
 def land(
     path: str,
     chunks: Sequence[bytes | memoryview],
@@ -100,7 +113,7 @@ def land(
     """
     if stage_bytes % BLOCK or stage_bytes <= 0:
         raise ValueError(f"stage_bytes must be a positive multiple of {BLOCK}")
-    if not _O_DIRECT:
+    if not _O_DIRECT or not enabled():
         return None
     folder = os.path.dirname(path) or "."
     if _refused and os.stat(folder).st_dev in _refused:
