@@ -4,7 +4,7 @@
         [--sections parquet,scaling,memory,mixed,csv,quickstart,stages,profile] [--scale F]
         [--sizes parquet=24000,csv=18000,mixed=8000] [--dask-malloc-trim]
 
-(``make bench`` runs it with the defaults: ~5.5 min on 2 cores.) Every measurement runs in
+(``make bench`` runs it with the defaults: ~4.5 min on 2 cores.) Every measurement runs in
 this one process tree in this one run, so the baseline and the ratios see the same
 machine and the same load:
 
