@@ -306,3 +306,47 @@ def test_bit_packing_matches_the_format_bit_by_bit(width, groups, seed):
     assert packed.shape == (groups, width)
     whole = sum(int(v) << (i * width) for i, v in enumerate(values.tolist()))
     assert packed.tobytes() == whole.to_bytes(groups * width, "little")
+
+
+class _PackEveryCopy(PreparedParquet):
+    """The writer without cutting codes from the unit's packing (every copy packed)."""
+
+    def _cut_codes(self, col, part, e):
+        return False
+
+
+class _CountCuts(PreparedParquet):
+    cuts = 0
+
+    def _cut_codes(self, col, part, e):
+        done = super()._cut_codes(col, part, e)
+        type(self).cuts += done
+        return done
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), days=st.integers(1, 60), keep=st.floats(0.0, 1.0), row_group_rows=st.sampled_from([48 * 5, 1000, 1 << 20]))
+def test_codes_cut_from_the_units_packing_are_the_packed_bytes(seed, days, keep, row_group_rows):
+    # Whole series-days (48 rows) per copy, as the runner's participant slices are: small-
+    # dictionary codes (settlement periods) are cut from the unit's packing. The files must
+    # be byte for byte those of packing each copy, and read back as the rows.
+    rng = np.random.default_rng(seed)
+    n = 48 * days
+    table = pa.table(
+        {
+            "settlement_period": pa.array(np.tile(np.arange(1, 49, dtype=np.int16), days)),
+            "quality": pa.array(rng.integers(0, 3, size=n).astype(np.int16)),  # few codes, any order
+            "tail": pa.array(rng.integers(1, 50, size=n - 5).astype(np.int16).tolist() + [7] * 5, pa.int16()),
+        }
+    )
+    day_kept = np.flatnonzero(rng.random(days) < keep)
+    runs = (day_kept * 48, day_kept * 48 + 47)
+    odd = (np.array([3]), np.array([n - 1]))  # not on a group of 8: packed as before
+    _CountCuts.cuts = 0
+    cut = _CountCuts(table, row_group_rows=row_group_rows).files([None, runs, odd])
+    assert _CountCuts.cuts > 0  # the whole table's file at least was cut
+    packed = _PackEveryCopy(table, row_group_rows=row_group_rows).files([None, runs, odd])
+    assert [b"".join(f) for f in cut] == [b"".join(f) for f in packed]
+    rows = np.concatenate([np.arange(a, b + 1) for a, b in zip(*runs, strict=True)] + [np.zeros(0, np.int64)])
+    assert _read(cut[1]).equals(table.take(pa.array(rows, pa.int64())))
+    assert _read(cut[0]).equals(table)

@@ -73,21 +73,23 @@ def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mat, lengths
 
 
+def bit_packed_groups(codes: np.ndarray, width: int) -> bytes:
+    """The groups of 8 ``codes`` packed ``width`` bits each, the last zero-padded: the body of
+    :func:`bit_packed` without its run header."""
+    n = len(codes)
+    full = n // 8 * 8
+    tail = np.zeros(8, dtype=_U64)
+    tail[: n - full] = codes[full:]
+    return pack_bits(codes[:full], width).tobytes() + (pack_bits(tail, width).tobytes() if n > full else b"")
+
+
 def bit_packed(codes: np.ndarray, width: int) -> bytes:
     """Hybrid encoding of ``codes`` as one bit-packed run (padded to a multiple of 8;
     the page's value count tells readers where the values end)."""
     n = len(codes)
     if n == 0:
         return b""
-    groups = -(-n // 8)
-    full = n // 8 * 8
-    tail = np.zeros(8, dtype=_U64)
-    tail[: n - full] = codes[full:]
-    return (
-        varint((groups << 1) | 1)
-        + pack_bits(codes[:full], width).tobytes()
-        + (pack_bits(tail, width).tobytes() if n > full else b"")
-    )
+    return varint((-(-n // 8) << 1) | 1) + bit_packed_groups(codes, width)
 
 
 def levels_from_runs(lengths: np.ndarray, present: np.ndarray) -> bytes:

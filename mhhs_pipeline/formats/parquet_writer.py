@@ -37,6 +37,7 @@ from mhhs_pipeline.formats import parquet_thrift as th
 from mhhs_pipeline.formats.parquet_encodings import (
     all_present,
     bit_packed,
+    bit_packed_groups,
     delta_binary_packed,
     delta_sparse_many,
     levels_from_runs,
@@ -209,6 +210,7 @@ class _Column:
     run_code: np.ndarray | None = None  # runs mode: dictionary code of each run, -1 = null
     dictionary: pa.Array | np.ndarray | None = None  # numbers: ascending
     whole_dictionary_page: tuple | None = None  # made once, reused by every copy
+    packed: bytes | None = None  # codes mode, whole dictionary: every row's code bit-packed
 
     def entries(self, used: np.ndarray | None) -> pa.Array | np.ndarray:
         """The dictionary's ``used`` entries (all for ``None``)."""
@@ -672,9 +674,15 @@ class PreparedParquet:
         D = len(col.dictionary) if col.mode == "codes" else 0
         bits = 32 if col.physical == "int32" else 64
         source = col.codes if col.mode == "codes" else col.values
+        # Codes every copy writes with the unit's whole dictionary (so the same codes, e.g.
+        # settlement periods) are packed once for the unit; a segment whose runs start and end
+        # on groups of 8 rows (whole series-days do) is cut from that, not packed again.
+        whole = col.mode == "codes" and D <= KEEP_WHOLE_DICTIONARY and col.valid is None and not col.statistics
         for part in segs.parts:
             e = _Encoded()
             out.append(e)
+            if whole and self._cut_codes(col, part, e):
+                continue
             values = self._segment_values(col, source, part, e)
             if col.mode == "delta":
                 e.data, e.encoding = delta_binary_packed(values, bits), th.DELTA_BINARY_PACKED
@@ -700,6 +708,27 @@ class PreparedParquet:
             width = width_for(e.dictionary[3])
             e.data = bytes((width,)) + bit_packed(values, width)
         return out
+
+    def _cut_codes(self, col: _Column, part: tuple, e: _Encoded) -> bool:
+        """``e`` as the segment's codes cut from the unit's packed codes, where every run of
+        the segment starts on a group of 8 rows and ends on one (or at the unit's end);
+        False (``e`` untouched) otherwise. The bytes are those packing the segment gives."""
+        lo, hi, runs = part
+        first, last = (np.array([lo]), np.array([hi - 1])) if runs is None else runs
+        ends = last + 1
+        n = int((ends - first).sum())
+        if n == 0 or np.any(first % 8) or np.any((ends % 8 != 0) & (ends != self.n)):
+            return False
+        width = width_for(len(col.dictionary))
+        if col.packed is None:
+            col.packed = bit_packed_groups(col.codes, width)
+        cut = b"".join(col.packed[f // 8 * width : -(-x // 8) * width] for f, x in zip(first.tolist(), ends.tolist(), strict=True))
+        if col.nullable:
+            e.levels = all_present(n)
+        e.encoding = th.RLE_DICTIONARY
+        e.dictionary = self._dictionary_page(col, None)
+        e.data = bytes((width,)) + th.varint((-(-n // 8) << 1) | 1) + cut
+        return True
 
     # -- files -------------------------------------------------------------------------
 
