@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mhhs_pipeline.core import streams
+from mhhs_pipeline.core.schema import UTC_US, fixed_width
 
 SHAPE_SCHEMA = pa.schema(
     [("archetype", pa.string()), ("season", pa.string()), ("day_kind", pa.string()), ("local_slot", pa.int16()), ("kwh_sum", pa.float64()), ("periods", pa.int64())]
@@ -269,7 +270,7 @@ def _sample(
             "mpan_core": core_values[core],
             "archetype": arch_values[arch],
             "rank": rank[core],
-            "period_end_utc": pa.array(end_us[rows].view("datetime64[us]"), pa.timestamp("us", tz="UTC")),
+            "period_end_utc": fixed_width(end_us[rows], UTC_US),
             "consumption_kwh": kwh[rows],
         },
         schema=SAMPLE_SCHEMA,
