@@ -35,13 +35,6 @@ class ReportSummary:
     samples_per_archetype: int = 1
 
 
-def _latest_registration(registrations: pa.Table) -> dict[str, int]:
-    core = np.asarray(registrations.column("mpan_core").to_numpy(zero_copy_only=False)).astype(str)
-    frm = registrations.column("effective_from").cast(pa.int32()).to_numpy(zero_copy_only=False)
-    order = np.lexsort((frm, core))
-    return {core[i]: int(i) for i in order}  # later rows overwrite earlier ones
-
-
 def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(int codes per row, distinct values in order of first appearance) without materialising
     Python strings per row."""
@@ -101,10 +94,11 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
     """
     n = consumption.num_rows
     reg_core_id, reg_cores = _codes(registrations.column("mpan_core"))
+    latest = _latest_of_core(registrations, reg_core_id)  # per MPAN id: its latest registration row
     if registration_row is None:
         core_code, core_strings = _codes(consumption.column("mpan_core"))
-        latest = _latest_registration(registrations)
-        registration_row = np.array([latest.get(c, -1) for c in core_strings], dtype=np.int64)[core_code]
+        id_of = {c: i for i, c in enumerate(reg_cores.tolist())}
+        registration_row = np.array([latest[id_of[c]] if c in id_of else -1 for c in core_strings.tolist()], dtype=np.int64)[core_code]
     rr = np.asarray(registration_row, dtype=np.int64)
     mq_entry, active_entry = _entry_flags(consumption.column("measurement_quantity"), ("AI", "AE"))
     # Runs of one registration and one quantity; everything but kWh and time is per run.
@@ -203,7 +197,7 @@ def summarise(consumption: pa.Table, registrations: pa.Table, registration_row: 
         {
             "mpan_core": core_values[mcores],
             "archetype": arch_values[nz % max(na, 1)],
-            "annual_consumption_kwh": registrations.column("annual_consumption_kwh").to_numpy()[_latest_of_core(registrations, reg_core_id)][appearance[mcores]].astype(np.float64),
+            "annual_consumption_kwh": registrations.column("annual_consumption_kwh").to_numpy()[latest[appearance[mcores]]].astype(np.float64),
             "kwh_sum": csum[nz],
             "periods": ccnt[nz],
         },
@@ -225,7 +219,7 @@ def _entry_flags(col: pa.ChunkedArray, wanted: tuple[str, ...]) -> tuple[np.ndar
 
 def _latest_of_core(registrations: pa.Table, core_id: np.ndarray) -> np.ndarray:
     """Per MPAN id: the row of its latest registration (latest ``effective_from``; the last
-    such row on a tie), as ``_latest_registration`` picks it."""
+    such row on a tie)."""
     frm = registrations.column("effective_from").cast(pa.int32()).to_numpy(zero_copy_only=False)
     order = np.lexsort((frm, core_id))
     latest = np.zeros(int(core_id.max()) + 1 if len(core_id) else 0, dtype=np.int64)
