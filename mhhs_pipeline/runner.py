@@ -88,6 +88,7 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
     # Parquet encoded together); the other formats (IF-021, DCC) need the rows themselves.
     prepared = prepared_parquet(table, formats)
     needs_rows = bool(formats - {"csv", "csv_wide", "csv_wide_local", "parquet"}) or ("parquet" in formats and prepared is None)
+    needs_reg_rows = bool(formats & {"if021_json", "dcc_xml"})  # the encoders that read them
     rendered = RenderedCsv(table) if csv_on else None
     wides = {fmt: render_wide(table, local=fmt == "csv_wide_local") for fmt in ("csv_wide", "csv_wide_local") if fmt in formats}
     slices = consumption_slices(reg, reg_rows_all)
@@ -95,8 +96,7 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
     for i, sl in enumerate(slices):
         whole = sl.role == "central"
         part = table if whole or not needs_rows else take_ranges(table, *sl.runs)
-        # Registration rows per row: only the IF-021 and DCC encoders read them.
-        reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows] if needs_rows else None
+        reg_rows = reg_rows_all if whole else reg_rows_all[sl.rows] if needs_reg_rows else None
         pre = {}
         if rendered:
             pre["csv"] = _csv_cut(rendered, sl)
