@@ -1,21 +1,24 @@
-"""Console entry point ``mhhs-pipeline``: the library's CLI plus the Prefect ``run`` command."""
+"""Console entry point ``mhhs-pipeline``: the library's CLI plus the Prefect commands
+(``run``: the whole scenario; ``drip``: one day of its population)."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 
 from mhhs_pipeline import cli
 
 
-def _run(args: argparse.Namespace) -> int:
+def _preflight(args: argparse.Namespace, overrides: dict):
+    """Fail fast, before Prefect starts, on a bad scenario, run id or extract: a clear
+    message, no traceback."""
     from mhhs_pipeline import stages
     from mhhs_pipeline.io.paths import check_run_id
 
-    # Fail fast, before Prefect starts, on a bad scenario or run id: a clear message, no traceback.
-    loaded = stages.load_scenario(args.scenario, cli.scenario_overrides(args))
-    if args.run_id:
+    loaded = stages.load_scenario(args.scenario, overrides)
+    if getattr(args, "run_id", None):
         check_run_id(args.run_id)
     if loaded.scenario.inputs.registrations:
         from mhhs_pipeline.io.extract import open_extract
@@ -25,11 +28,33 @@ def _run(args: argparse.Namespace) -> int:
         from mhhs_pipeline.io.consumption_extract import open_consumption_extract
 
         open_consumption_extract(loaded.scenario.inputs.consumption)
+    if getattr(args, "units", None) and not loaded.scenario.inputs.registrations:
+        stages.unit_jobs(loaded, args.out, "preflight", unit_ids=args.units)  # planning only: unknown ids fail here
+    if getattr(args, "day", None):
+        from mhhs_pipeline.drip import choose_day
 
+        choose_day(loaded.scenario.window, [], dt.date.fromisoformat(args.day))  # a day outside the window fails here
     # The embedded default starts a temporary Prefect server; on a busy machine its default
     # 20 s start-up limit is too tight. Users' own settings win.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    return loaded
+
+
+def _print_result(result: dict) -> None:
+    t = result["totals"]
+    if "quarantined" in t:
+        print(f"cleansing: {result['cleansing']['reconciliation']}")
+    if "repair" in result:
+        c = result["repair"]
+        print(f"repaired: {c['rewritten']} files rewritten, {c['identical']} identical to the manifest's, {len(c['changed'])} changed, {len(c['new'])} new")
+    print(f"run {result['run_id']}: {t['mpans']} MPANs, {t['half_hour_values']} half-hour values, {t['files']} files")
+    print(f"manifest: {result['manifest_url']}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = cli.scenario_overrides(args)
+    _preflight(args, overrides)
     from flows.pipeline import mhhs_run
 
     result = mhhs_run(
@@ -38,19 +63,39 @@ def _run(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         workers=args.workers,
         dask_address=args.dask_address,
-        overrides=cli.scenario_overrides(args),
+        units=args.units,
+        overrides=overrides,
         progress=not args.no_progress,
     )
-    t = result["totals"]
-    if "quarantined" in t:
-        print(f"cleansing: {result['cleansing']['reconciliation']}")
-    print(f"run {result['run_id']}: {t['mpans']} MPANs, {t['half_hour_values']} half-hour values, {t['files']} files")
-    print(f"manifest: {result['manifest_url']}")
+    _print_result(result)
+    return 0
+
+
+def _drip(args: argparse.Namespace) -> int:
+    overrides = cli.drip_overrides(args)
+    _preflight(args, overrides)
+    from flows.drip import mhhs_drip_feed
+
+    result = mhhs_drip_feed(
+        scenario_url=args.scenario,
+        out=args.out,
+        day=args.day,
+        run_id_prefix=args.run_id_prefix,
+        workers=args.workers,
+        dask_address=args.dask_address,
+        seed=args.seed,
+        mpans=args.mpans,
+    )
+    if result["run_id"] is None:
+        print("every day of the population's window is published; nothing to do")
+        return 0
+    print(f"day {result['day']}:", end=" ")
+    _print_result(result)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(argv, run_handler=_run)
+    return cli.main(argv, flow_handlers={"run": _run, "drip": _drip})
 
 
 if __name__ == "__main__":

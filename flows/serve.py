@@ -1,38 +1,57 @@
-"""Serve the ``mhhs-run`` flow as scheduled Prefect deployments (long-running process).
+"""Serve the project's deployments from one long-running process: no work pool, no worker.
 
     PREFECT_API_URL=http://prefect:4200/api python -m flows.serve --out s3://bucket/runs
 
-Each deployment in ``configs/deployments.yaml`` becomes a schedule (cron, UTC) running a
-scenario into ``--out``; runs, logs and the run-summary artifact appear in the Prefect UI.
-Export PREFECT_API_URL before starting, so Dask workers never start their own server.
+Reads the same deployment list as ``prefect deploy`` (``deploy/prefect.yaml``): each
+deployment's entrypoint, parameters, schedules, description and tags; ``{{ $VAR }}``
+placeholders are filled from the environment as ``prefect deploy`` fills them, and
+``--out`` (if given) replaces every deployment's ``out``. Runs, logs and artifacts appear
+in the Prefect UI. Export PREFECT_API_URL before starting, so Dask workers never start
+their own server.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import yaml
 from prefect import serve
+from prefect.flows import load_flow_from_entrypoint
 from prefect.schedules import Cron
-
-from flows.pipeline import mhhs_run
+from prefect.utilities.templating import apply_values
 
 ROOT = Path(__file__).resolve().parents[1]
+PREFECT_FILE = ROOT / "deploy" / "prefect.yaml"
 
 
-def deployments(config_path: Path, out: str, workers: int | None = None):
-    spec = yaml.safe_load(config_path.read_text())
+def deployment_specs(prefect_file: Path = PREFECT_FILE, *, out: str | None = None) -> list[dict]:
+    """The deployments of a prefect.yaml, templated from the environment; ``out`` replaces
+    each one's ``out`` parameter."""
+    specs = yaml.safe_load(prefect_file.read_text()).get("deployments") or []
+    specs = apply_values(specs, os.environ, remove_notset=False)
+    for spec in specs:
+        if out is not None:
+            spec.setdefault("parameters", {})["out"] = out
+    return specs
+
+
+def deployments(prefect_file: Path = PREFECT_FILE, *, out: str | None = None, workers: int | None = None):
+    """``RunnerDeployment`` objects for :func:`prefect.serve`."""
     result = []
-    for d in spec["deployments"]:
-        scenario = str((ROOT / d["scenario"]).resolve()) if "://" not in d["scenario"] else d["scenario"]
+    for spec in deployment_specs(prefect_file, out=out):
+        params = dict(spec.get("parameters") or {})
+        if workers is not None:
+            params["workers"] = workers
+        schedules = [Cron(s["cron"], timezone=s.get("timezone", "UTC")) for s in spec.get("schedules") or [] if s.get("active", True)]
         result.append(
-            mhhs_run.to_deployment(
-                name=d["name"],
-                parameters={"scenario_url": scenario, "out": out, "workers": workers, "progress": False},
-                schedules=[Cron(d["cron"], timezone="UTC")] if d.get("cron") else None,
-                description=d.get("description", ""),
-                tags=d.get("tags", []),
+            load_flow_from_entrypoint(spec["entrypoint"]).to_deployment(
+                name=spec["name"],
+                parameters=params,
+                schedules=schedules or None,
+                description=spec.get("description", ""),
+                tags=spec.get("tags", []),
             )
         )
     return result
@@ -40,11 +59,11 @@ def deployments(config_path: Path, out: str, workers: int | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="output URL for scheduled runs")
-    parser.add_argument("--config", default=str(ROOT / "configs" / "deployments.yaml"))
-    parser.add_argument("--workers", type=int)
+    parser.add_argument("--out", help="output URL of every deployment (default: each one's own, e.g. $MHHS_OUT)")
+    parser.add_argument("--prefect-file", default=str(PREFECT_FILE), help="the deployments (default: deploy/prefect.yaml)")
+    parser.add_argument("--workers", type=int, help="local Dask worker processes per run")
     args = parser.parse_args(argv)
-    serve(*deployments(Path(args.config), args.out, args.workers))
+    serve(*deployments(Path(args.prefect_file), out=args.out, workers=args.workers))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,10 @@ from collections.abc import Callable
 
 from mhhs_pipeline.io.extract import ExtractError
 from mhhs_pipeline.io.paths import UnsafePathError
+from mhhs_pipeline.plan import UnknownUnitError
+from mhhs_pipeline.runner import UnitError
 from mhhs_pipeline.spec.scenario import ScenarioError
+from mhhs_pipeline.stages import RepairError
 
 
 def _date(text: str) -> str:
@@ -32,6 +35,13 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def _unit_ids(text: str) -> list[str]:
+    ids = [t.strip() for t in text.split(",") if t.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("give at least one unit id, e.g. s000000000-d20261019")
+    return ids
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--days-per-unit", type=_positive, help="override partitioning.days_per_unit")
     run.add_argument("--registrations", help="registration extract to cleanse and use (path or fsspec URL)")
     run.add_argument("--consumption", help="actual half-hourly consumption extract for those MPANs")
+    run.add_argument("--units", type=_unit_ids, help="only these units (comma-separated ids, as in the run's file names): into a complete run of the same scenario they replace its files of those units")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    drip = sub.add_parser("drip", help="publish one UTC settlement day of the scenario's population as its own run")
+    drip.add_argument("scenario", help="scenario YAML (path or fsspec URL): its window is the population's")
+    drip.add_argument("--out", required=True, help="output URL: a folder, or s3://bucket/prefix")
+    drip.add_argument("--day", type=_date, help="the UTC settlement day (default: the day after the last one published under --out)")
+    drip.add_argument("--run-id-prefix", help="run ids are <prefix>-YYYY-MM-DD (default: <scenario name>-day)")
+    where = drip.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive, help="local Dask worker processes (default: one per core)")
+    where.add_argument("--dask-address", help="use an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    drip.add_argument("--seed", type=int, help="override the scenario seed")
+    drip.add_argument("--mpans", type=_positive, help="override population.mpans")
 
     val = sub.add_parser("validate", help="check a run directory: manifest, checksums, schemas, invariants")
     val.add_argument("run_url", help="run directory URL (<out>/<run_id>)")
@@ -82,6 +104,11 @@ def scenario_overrides(args: argparse.Namespace) -> dict:
         "consumption": "inputs.consumption",
     }
     return {path: getattr(args, name) for name, path in mapping.items() if getattr(args, name, None) is not None}
+
+
+def drip_overrides(args: argparse.Namespace) -> dict:
+    """The overrides a drip-feed takes: the population's, never its window."""
+    return {k: v for k, v in scenario_overrides(args).items() if k in ("seed", "population.mpans")}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -118,19 +145,21 @@ def cmd_cleanse(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None, *, run_handler: Callable[[argparse.Namespace], int] | None = None) -> int:
+def main(argv: list[str] | None = None, *, flow_handlers: dict[str, Callable[[argparse.Namespace], int]] | None = None) -> int:
+    """Parse and dispatch; ``flow_handlers`` (``run``, ``drip``) come from ``flows.cli``."""
     args = build_parser().parse_args(argv)
-    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"validate": cmd_validate, "cleanse": cmd_cleanse}
-    if run_handler is not None:
-        handlers["run"] = run_handler
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"validate": cmd_validate, "cleanse": cmd_cleanse, **(flow_handlers or {})}
     if args.command not in handlers:
         print(f"mhhs-pipeline: '{args.command}' needs the flows package (pip install the project)", file=sys.stderr)
         return 2
     try:
         return handlers[args.command](args)
-    except (ScenarioError, UnsafePathError, ExtractError) as exc:
+    except (ScenarioError, UnsafePathError, ExtractError, UnknownUnitError, RepairError) as exc:
         print(f"mhhs-pipeline: {exc}", file=sys.stderr)
         return 2
+    except UnitError as exc:
+        print(f"mhhs-pipeline: {exc}; no manifest written", file=sys.stderr)
+        return 1
     except FileNotFoundError as exc:
         print(f"mhhs-pipeline: file not found: {exc.filename or exc}", file=sys.stderr)
         return 2

@@ -11,15 +11,44 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import dask
+import yaml
 from dask.distributed import Client, LocalCluster, as_completed
 from tqdm import tqdm
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+WORKER_CONFIG = Path(__file__).with_name("dask_worker.yaml")
+_GLIBC_KEEP = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def worker_config(*, malloc_trim: bool = False) -> dict[str, Any]:
+    """The Dask settings of ``dask_worker.yaml`` as dotted keys (for ``dask.config.set``,
+    which replaces a whole subtree when given a nested dict). The container image installs
+    the same file as ``/etc/dask/mhhs.yaml``. ``malloc_trim=True`` leaves glibc's trimming
+    as Dask sets it (for comparison in benchmarks)."""
+    cfg = _flatten(yaml.safe_load(WORKER_CONFIG.read_text()))
+    if malloc_trim:
+        for name in _GLIBC_KEEP:
+            cfg.pop(f"distributed.nanny.pre-spawn-environ.{name}")
+    return cfg
 
 
 def local_cluster(n_workers: int, *, malloc_trim: bool = False, **kwargs: Any) -> LocalCluster:
@@ -36,25 +65,12 @@ def local_cluster(n_workers: int, *, malloc_trim: bool = False, **kwargs: Any) -
     unit after the first ~20,000 -> ~100; peak RSS is the largest unit's, as before.
     ``malloc_trim=True`` keeps Dask's setting (for comparison in benchmarks).
     """
-    # Dask's statistical profiler samples each worker's stack every 10 ms (for the
-    # dashboard's profile page, which the embedded cluster does not serve): measured at
-    # ~8 % of a unit's CPU here (0.92 vs 1.00 s per 1,000-MPAN unit, one worker).
-    # Tasks run in a worker thread, which glibc gives an arena of its own; over many units
-    # it fragments (peak RSS 0.56 -> 0.66 GB from 4 to 16 units per worker). One arena:
-    # 0.55 -> 0.59 GB, and no CPU cost measurable here.
-    # numpy asks for transparent huge pages on every array of 4 MB or more; on this kind of
-    # VM each first touch of a 2 MB page then costs ~50 us (zeroed, and backed afresh by the
-    # host): a worker's first unit took 1.30 s instead of 0.87 s (system time 0.65 -> 0.20 s),
-    # with no measurable difference on the units after it.
-    cfg = {
-        "distributed.worker.profile.enabled": False,
-        "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1,
-        "distributed.nanny.pre-spawn-environ.MIMALLOC_PURGE_DELAY": -1,
-        "distributed.nanny.pre-spawn-environ.NUMPY_MADVISE_HUGEPAGE": 0,
-    }
-    if not malloc_trim:
-        cfg["distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"] = 1 << 30
-        cfg["distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_"] = 32 << 20
+    # Why each setting (measured on a 2-core VM): Dask's statistical profiler cost ~8 % of a
+    # unit's CPU (0.92 vs 1.00 s per 1,000-MPAN unit, one worker); a worker thread's own
+    # glibc arena fragments over many units (peak RSS 0.56 -> 0.66 GB from 4 to 16 units per
+    # worker; one arena: 0.55 -> 0.59 GB); numpy's transparent huge pages made each first
+    # touch of a 2 MB page cost ~50 us (a worker's first unit 1.30 s instead of 0.87 s).
+    cfg = worker_config(malloc_trim=malloc_trim)
     options = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, "silence_logs": 40, **kwargs}
     saved = os.environ.copy()
     try:
@@ -78,8 +94,17 @@ def run_on_dask(
     progress: bool = True,
     description: str = "generating",
     retries: int = 2,
+    log: Callable[[str], None] | None = None,
+    on_result: Callable[[int, int, Any], None] | None = None,
 ) -> list[Any]:
-    """``[fn(job) for job in jobs]`` on Dask, in job order, with a progress bar."""
+    """``[fn(job) for job in jobs]`` on Dask, in job order, with a progress bar.
+
+    ``log`` receives one line naming the cluster and its dashboard link; ``on_result`` is
+    called as ``on_result(done, total, result)`` as each job completes (in completion order),
+    and once as ``on_result(0, total, None)`` when the jobs are submitted.
+    Local workers are capped at the number of jobs and of cores: a worker without a job or
+    a core of its own only costs its start-up and memory.
+    """
     jobs = list(jobs)
     # Prefect's logging config turns Dask's INFO chatter on; the progress bar says enough.
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core", "distributed.worker"):
@@ -87,19 +112,41 @@ def run_on_dask(
     if address:
         client = Client(address, set_as_default=False)
         cluster = None
+        where = f"Dask scheduler {address}"
     else:
-        cluster = local_cluster(workers or default_workers())
+        requested = workers or default_workers()
+        n = max(1, min(requested, len(jobs), default_workers()))
+        # The dashboard on loopback only, on a free port (bokeh is installed for it).
+        cluster = local_cluster(n, dashboard_address="127.0.0.1:0")
         client = Client(cluster, set_as_default=False)
+        where = f"local Dask cluster of {n} worker process{'es' if n > 1 else ''}"
+        if n < requested:
+            where += f" (not {requested}: {len(jobs)} units, {default_workers()} cores)"
     try:
+        if log is not None:
+            link = client.dashboard_link if _has_dashboard(client) else None
+            log(f"{where}: {len(jobs)} units" + (f"; dashboard {link}" if link else "; no dashboard"))
         futures = client.map(fn, jobs, pure=False, retries=retries)
+        if on_result is not None:
+            on_result(0, len(jobs), None)  # submitted: the stage's clock starts
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(jobs)
         with tqdm(total=len(jobs), desc=description, unit="unit", disable=not progress, leave=False) as bar:
-            for fut in as_completed(futures, loop=client.loop):
-                results[index[fut.key]] = fut.result()
+            for done, fut in enumerate(as_completed(futures, loop=client.loop), start=1):
+                result = fut.result()
+                results[index[fut.key]] = result
                 bar.update(1)
+                if on_result is not None:
+                    on_result(done, len(jobs), result)
         return results
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _has_dashboard(client: Client) -> bool:
+    try:
+        return "dashboard" in client.scheduler_info().get("services", {})
+    except Exception:  # an old or unusual scheduler: no link rather than no run
+        return False

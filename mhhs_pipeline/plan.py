@@ -30,22 +30,46 @@ class WorkUnit:
         return (self.last_day - self.first_day).days + 1
 
 
-def plan_units(scenario: Scenario, n_items: int | None = None) -> list[WorkUnit]:
+class UnknownUnitError(ValueError):
+    """A unit id that the scenario's plan does not hold."""
+
+
+def plan_units(scenario: Scenario, n_items: int | None = None, *, days: tuple[dt.date, dt.date] | None = None) -> list[WorkUnit]:
     """Every unit of a scenario, blocks outer, day ranges inner.
 
     Blocks index synthetic sites, or (``n_items``) the sorted MPANs of a cleansed extract.
+    ``days`` (inclusive, inside the window) plans only those days of the population: a
+    drip-feed day. The population (its registration history) is the window's either way, so
+    a day's values equal the same day of the full window's run.
     """
     p = scenario.partitioning
     window = scenario.window
+    first, last_day = days or (window.start, window.end)
+    if not (window.start <= first <= last_day <= window.end):
+        raise ValueError(f"days {first}..{last_day} are not inside the scenario window {window.start}..{window.end}")
     total = scenario.population.mpans if n_items is None else n_items
     units = []
     for start in range(0, total, p.mpans_per_unit):
         stop = min(start + p.mpans_per_unit, total)
-        day = window.start
+        day = first
         chunk = 0
-        while day <= window.end:
-            last = min(day + dt.timedelta(days=p.days_per_unit - 1), window.end)
+        while day <= last_day:
+            last = min(day + dt.timedelta(days=p.days_per_unit - 1), last_day)
             units.append(WorkUnit(start, stop, day, last, chunk))
             day = last + dt.timedelta(days=1)
             chunk += 1
     return units
+
+
+def select_units(units: list[WorkUnit], unit_ids: list[str]) -> list[WorkUnit]:
+    """The units named by id, in plan order; an id the plan lacks is refused by name."""
+    by_id = {u.unit_id: u for u in units}
+    unknown = [i for i in unit_ids if i not in by_id]
+    if unknown:
+        examples = ", ".join(u.unit_id for u in units[:3])
+        raise UnknownUnitError(
+            f"unit {unknown[0]!r} is not in this scenario's plan ({len(units)} units, e.g. {examples}); "
+            "unit ids are s<first site, 9 digits>-d<first day YYYYMMDD>, as in the run's file names"
+        )
+    wanted = set(unit_ids)
+    return [u for u in units if u.unit_id in wanted]

@@ -7,6 +7,7 @@ records of the files it wrote and the row counts per participant.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ import pyarrow.compute as pc
 from mhhs_pipeline.cleanse.consumption_merge import merge_with_model_index
 from mhhs_pipeline.core.load import generate_consumption, generate_load
 from mhhs_pipeline.core.participants import consumption_slices, registration_slices, take_ranges
-from mhhs_pipeline.core.registrations import synthesise_registrations
+from mhhs_pipeline.core.registrations import in_force, synthesise_registrations
 from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabular
 from mhhs_pipeline.formats.parquet_writer import PreparedParquet, worthwhile
 from mhhs_pipeline.formats.tabular import RenderedCsv
@@ -35,11 +36,29 @@ class UnitJob:
     unit: WorkUnit
     registrations: pa.Table | None = None  # a block of a cleansed extract; None = synthesise
     actual: pa.Table | None = None  # clean actual consumption of this unit's MPANs and days
+    # Deliver only the registration rows in force on these days (a drip-feed day), not the
+    # block's whole history in the window.
+    registrations_in_force: tuple[dt.date, dt.date] | None = None
+
+    def describe(self, registrations: pa.Table | None = None) -> str:
+        """``unit <id> (sites a-b, MPANs first..last, days d1..d2)``, for error messages."""
+        u = self.unit
+        text = f"unit {u.unit_id} (sites {u.site_start}-{u.site_stop - 1}"
+        reg = registrations if registrations is not None else self.registrations
+        if reg is not None and reg.num_rows:
+            cores = reg.column("mpan_core")
+            text += f", MPANs {pc.min(cores).as_py()}..{pc.max(cores).as_py()}"
+        return text + f", days {u.first_day}..{u.last_day})"
+
+
+class UnitError(RuntimeError):
+    """A work unit failed: the message names the unit, its MPAN range and days, and the cause."""
 
 
 @dataclass
 class UnitResult:
     unit_id: str
+    site_start: int = 0  # the unit's block: MPANs are counted once per block
     records: list[FileRecord] = field(default_factory=list)
     half_hours: int = 0  # canonical consumption rows generated (each delivered to 4 participants)
     mpans: int = 0
@@ -52,14 +71,27 @@ def run_unit(job: UnitJob) -> UnitResult:
     # unit fails, before its records are returned.
     store = RunStore(job.out_url, job.run_id, write_behind=True)
     try:
-        return _run_unit(job, store)
-    finally:
-        store.flush()
+        try:
+            return _run_unit(job, store)
+        finally:
+            store.flush()
+    except Exception as exc:
+        raise UnitError(f"{_describe_failed(job)} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _describe_failed(job: UnitJob) -> str:
+    """The unit's description, with the MPAN range of its block where it can be made."""
+    if job.registrations is not None:
+        return job.describe()
+    try:
+        return job.describe(synthesise_registrations(job.scenario, job.unit.site_start, job.unit.site_stop))
+    except Exception:  # the block cannot be synthesised: say what is known without it
+        return job.describe()
 
 
 def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
     scenario, unit = job.scenario, job.unit
-    result = UnitResult(unit.unit_id)
+    result = UnitResult(unit.unit_id, unit.site_start)
 
     t0 = time.perf_counter()
     reg = job.registrations if job.registrations is not None else synthesise_registrations(scenario, unit.site_start, unit.site_stop)
@@ -133,6 +165,8 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"
+        if job.registrations_in_force is not None:
+            reg = in_force(reg, *job.registrations_in_force)
         # Rendered once, cut per participant (dozens of small CSVs: per-call set-up dominated).
         rendered = RenderedCsv(reg) if csv_on else None
         for sl in registration_slices(reg):

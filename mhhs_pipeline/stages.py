@@ -22,7 +22,7 @@ from mhhs_pipeline.io.consumption_extract import cleanse_consumption
 from mhhs_pipeline.io.extract import cleanse_registrations
 from mhhs_pipeline.io.paths import UnsafePathError, check_run_id, participant_prefix
 from mhhs_pipeline.io.store import FileRecord, RunStore
-from mhhs_pipeline.plan import plan_units
+from mhhs_pipeline.plan import plan_units, select_units
 from mhhs_pipeline.report import merge_summaries, render_png
 from mhhs_pipeline.runner import UnitJob, UnitResult, run_unit
 from mhhs_pipeline.spec.scenario import Scenario, apply_overrides_to_yaml, parse_scenario
@@ -89,15 +89,33 @@ def cleanse_inputs(loaded: LoadedScenario) -> CleansedInputs | None:
     return CleansedInputs(reg, quarantine, report, stats, actual, c_quarantine)
 
 
-def unit_jobs(loaded: LoadedScenario, out_url: str, run_id: str, inputs: CleansedInputs | None = None) -> list[UnitJob]:
+def unit_jobs(
+    loaded: LoadedScenario,
+    out_url: str,
+    run_id: str,
+    inputs: CleansedInputs | None = None,
+    *,
+    days: tuple[dt.date, dt.date] | None = None,
+    unit_ids: list[str] | None = None,
+) -> list[UnitJob]:
+    """The run's work units as jobs. ``days``: only those days of the population (a
+    drip-feed day; its registrations are those in force on them); ``unit_ids``: only those
+    units of the plan (a partial re-run)."""
+    sc = loaded.scenario
     if inputs is None:
-        return [UnitJob(loaded.scenario, out_url, run_id, u) for u in plan_units(loaded.scenario)]
+        units = plan_units(sc, days=days)
+        if unit_ids is not None:
+            units = select_units(units, unit_ids)
+        return [UnitJob(sc, out_url, run_id, u, registrations_in_force=days) for u in units]
     # Blocks of the extract's MPANs (sorted): each job carries its own registration rows.
     reg = inputs.registrations.sort_by([("mpan_core", "ascending"), ("effective_from", "ascending")])
     cores = np.asarray(reg.column("mpan_core").to_numpy(zero_copy_only=False)).astype(str)
     unique = np.unique(cores)
+    units = plan_units(sc, len(unique), days=days)
+    if unit_ids is not None:
+        units = select_units(units, unit_ids)
     jobs = []
-    for u in plan_units(loaded.scenario, len(unique)):
+    for u in units:
         lo = int(np.searchsorted(cores, unique[u.site_start], side="left"))
         hi = int(np.searchsorted(cores, unique[u.site_stop - 1], side="right"))
         actual = None
@@ -107,7 +125,7 @@ def unit_jobs(loaded: LoadedScenario, out_url: str, run_id: str, inputs: Cleanse
             day = pc.cast(pc.subtract(inputs.actual.column("period_end_utc"), pa.scalar(dt.timedelta(minutes=30))), pa.timestamp("us")).cast(pa.date32())
             in_days = pc.and_(pc.greater_equal(day, pa.scalar(u.first_day)), pc.less_equal(day, pa.scalar(u.last_day)))
             actual = inputs.actual.filter(pc.and_(in_block, in_days))
-        jobs.append(UnitJob(loaded.scenario, out_url, run_id, u, reg.slice(lo, hi - lo), actual))
+        jobs.append(UnitJob(sc, out_url, run_id, u, reg.slice(lo, hi - lo), actual, registrations_in_force=days))
     return jobs
 
 
@@ -167,7 +185,19 @@ def write_participant_readmes(store: RunStore, results: list[UnitResult], extra:
     return out
 
 
-def manifest_for(loaded: LoadedScenario, run_id: str, results: list[UnitResult], extra: list[FileRecord] = (), inputs: CleansedInputs | None = None) -> dict:
+def manifest_for(
+    loaded: LoadedScenario,
+    run_id: str,
+    results: list[UnitResult],
+    extra: list[FileRecord] = (),
+    inputs: CleansedInputs | None = None,
+    *,
+    days: tuple[dt.date, dt.date] | None = None,
+    unit_ids: list[str] | None = None,
+) -> dict:
+    """The run's manifest. ``days``: a drip-feed run's days (its ``window``; the
+    population's window is then ``population_window``); ``unit_ids``: a run of those units
+    of the plan alone (listed as ``units``)."""
     records: list[FileRecord] = sorted([r for res in results for r in res.records] + list(extra), key=lambda r: r.path)
     paths = [r.path for r in records]
     if len(set(paths)) != len(paths):
@@ -178,18 +208,67 @@ def manifest_for(loaded: LoadedScenario, run_id: str, results: list[UnitResult],
         "seed": sc.seed,
         "scenario": sc.name,
         "scenario_sha256": loaded.sha256,
-        "window": {"start": sc.window.start.isoformat(), "end": sc.window.end.isoformat()},
+        "window": {"start": (days or (sc.window.start,))[0].isoformat(), "end": (days or (None, sc.window.end))[1].isoformat()},
+        **({"population_window": {"start": sc.window.start.isoformat(), "end": sc.window.end.isoformat()}} if days else {}),
         "generator": {"name": "mhhs-pipeline", "version": _version()},
         "totals": {
-            "mpans": sum(r.mpans for r in results),
+            "mpans": count_mpans(results),
             **({"quarantined": inputs.quarantine.num_rows} if inputs is not None else {}),
             "half_hour_values": sum(r.half_hours for r in results),
             "files": len(records),
             "bytes": sum(r.bytes for r in records),
         },
         **({"cleansing": inputs.stats} if inputs is not None else {}),
+        **({"units": list(unit_ids)} if unit_ids is not None else {}),
         "files": [r.to_dict() for r in records],
     }
+
+
+def count_mpans(results: list[UnitResult]) -> int:
+    """Distinct MPANs of the run: a block's MPANs once, however many day ranges it has
+    (blocks never share an MPAN)."""
+    return sum({r.site_start: r.mpans for r in results}.values())
+
+
+class RepairError(ValueError):
+    """A partial re-run that cannot repair the run at its run id."""
+
+
+def begin_repair(out_url: str, run_id: str, loaded: LoadedScenario) -> dict | None:
+    """Before re-running some units of a complete run: its manifest (then removed, so the
+    run reads as incomplete while files are rewritten), or None when no complete run is
+    there. Refused when the run was made from another scenario (or other overrides)."""
+    store = RunStore(out_url, run_id)
+    if not store.has_manifest():
+        return None
+    previous = store.read_manifest()
+    if previous.get("scenario_sha256") != loaded.sha256:
+        raise RepairError(
+            f"run {run_id} was made from another scenario (sha256 {str(previous.get('scenario_sha256'))[:12]}..., "
+            f"this one {loaded.sha256[:12]}...): re-run its units with the same scenario and overrides, or use another --run-id"
+        )
+    store.remove_manifest()
+    return previous
+
+
+def repaired_manifest(previous: dict, results: list[UnitResult]) -> tuple[dict, dict]:
+    """``previous`` with the re-run units' file records in place of its own, and what
+    changed: ``{"rewritten": n, "identical": n, "changed": [paths], "new": [paths]}``."""
+    by_path = {f["path"]: f for f in previous["files"]}
+    stats = {"rewritten": 0, "identical": 0, "changed": [], "new": []}
+    for rec in (r for res in results for r in res.records):
+        old = by_path.get(rec.path)
+        stats["rewritten"] += 1
+        if old is None:
+            stats["new"].append(rec.path)
+        elif old["sha256"] == rec.sha256:
+            stats["identical"] += 1
+        else:
+            stats["changed"].append(rec.path)
+        by_path[rec.path] = rec.to_dict()
+    files = [by_path[p] for p in sorted(by_path)]
+    totals = {**previous["totals"], "files": len(files), "bytes": sum(f["bytes"] for f in files)}
+    return {**previous, "totals": totals, "files": files}, stats
 
 
 def summary_rows(manifest: dict) -> list[dict]:

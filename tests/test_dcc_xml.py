@@ -13,11 +13,11 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import reference_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +34,6 @@ from mhhs_pipeline.formats.dcc_xml import (
     iter_dcc_profile_responses,
 )
 
-DUIS_DIR = Path(__file__).parents[1].parent / "shared/reference/duis"
 RA = "http://www.dccinterface.co.uk/ResponseAndAlert"
 NS = {"ra": RA}
 REQUEST_UTC = dt.datetime(2026, 11, 2, 6, 0, 0, 123000, tzinfo=dt.UTC)
@@ -47,7 +46,7 @@ AE_MPAN = str(cores_to_str(make_cores(np.array([23]), np.array([77])))[0])
 def mmc_schema():
     import xmlschema
 
-    duis = xmlschema.XMLSchema(str(DUIS_DIR / "DUIS Schema V5.4.xsd"))
+    duis = xmlschema.XMLSchema(str(reference_dir("duis") / "DUIS Schema V5.4.xsd"))
     return duis.maps.namespaces[RA][0]
 
 

@@ -1,4 +1,4 @@
-"""IF-021 encoder against the Elexon DIP schemas (read from /work/shared/reference/dip at test time).
+"""IF-021 encoder against the Elexon DIP schemas (read from the reference folder, MHHS_REFERENCE_DIR/dip, at test time).
 
 The DIP files are OpenAPI 3.0 documents whose ``$ref``s point at the upstream raw GitHub
 URLs; they are registered here under those URLs so every reference resolves to the local
@@ -16,7 +16,6 @@ import io
 import json
 import re
 from collections import Counter
-from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -25,6 +24,7 @@ import pytest
 import referencing
 import referencing.jsonschema
 import yaml
+from conftest import reference_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +34,6 @@ from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA
 from mhhs_pipeline.formats import if021
 from mhhs_pipeline.formats.if021 import dip_participant_id, encode_if021
 
-DIP_DIR = Path("/work/shared/reference/dip")
 UPSTREAM = "https://raw.githubusercontent.com/elexon-data/dip-api-documentation/main/"
 SENDER_TS = dt.datetime(2026, 11, 2, 9, 15, 30, 123456, tzinfo=dt.UTC)
 UTC_DAY = dt.timedelta(days=1)
@@ -64,7 +63,7 @@ def dip_docs() -> dict[str, dict]:
         p.name: yaml.load(
             p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         )
-        for p in sorted(DIP_DIR.glob("*.yaml"))
+        for p in sorted(reference_dir("dip").glob("*.yaml"))
     }
 
 

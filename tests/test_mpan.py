@@ -6,7 +6,7 @@ import csv
 
 import mpan as mpan_oracle
 import numpy as np
-from conftest import SHARED, scenario
+from conftest import reference_dir, scenario
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -47,7 +47,8 @@ def test_synthetic_cores_valid_and_consistent_with_gsp_group():
 
 
 def test_distributor_table_matches_market_domain_data():
-    rows = list(csv.DictReader(open(SHARED / "reference/mdd/Market_Participant_Role_377.csv", encoding="latin-1")))
+    mdd_dir = reference_dir("mdd")
+    rows = list(csv.DictReader(open(mdd_dir / "Market_Participant_Role_377.csv", encoding="latin-1")))
     mdd = {
         r["Distributor Short Code"]: r["Market Participant ID"]
         for r in rows
@@ -55,5 +56,5 @@ def test_distributor_table_matches_market_domain_data():
     }
     for dist_id, mpid in market.LDSO_BY_DISTRIBUTOR.items():
         assert mdd.get(dist_id) == mpid, dist_id
-    gsp = {r["Gsp Group ID"] for r in csv.DictReader(open(SHARED / "reference/mdd/GSP_Group_377.csv", encoding="latin-1"))}
+    gsp = {r["Gsp Group ID"] for r in csv.DictReader(open(mdd_dir / "GSP_Group_377.csv", encoding="latin-1"))}
     assert set(market.GSP_GROUPS) <= gsp

@@ -11,8 +11,11 @@ settlement days.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mhhs_pipeline.core import market, streams
 from mhhs_pipeline.core.calendar import EPOCH_DAY, day_ordinal
@@ -300,3 +303,13 @@ def registrations_on_days(reg: pa.Table, mpan_cores: np.ndarray, day_ordinals: n
     if len(rows):
         ok &= (reg_m[cand] == np.arange(len(mpan_cores))[:, None]) & (days[None, :] <= to[cand])
     return np.where(ok, cand, -1)
+
+
+def in_force(registrations: pa.Table, first_day: dt.date, last_day: dt.date) -> pa.Table:
+    """The registration rows in force on any UTC settlement day of ``first_day`` ..
+    ``last_day`` (inclusive; an open ``effective_to`` runs on), in their order."""
+
+    starts_in_time = pc.less_equal(registrations.column("effective_from"), pa.scalar(last_day, pa.date32()))
+    to = registrations.column("effective_to")
+    still_open = pc.or_kleene(pc.is_null(to), pc.greater_equal(to, pa.scalar(first_day, pa.date32())))
+    return registrations.filter(pc.and_kleene(starts_in_time, still_open))

@@ -140,6 +140,17 @@ class RunStore:
         self.fs.pipe_file(path, data)
         return f"{self.url}/{MANIFEST}"
 
+    def has_manifest(self) -> bool:
+        if hasattr(self.fs, "invalidate_cache"):
+            self.fs.invalidate_cache()
+        return self.fs.exists(posixpath.join(self.root, MANIFEST))
+
+    def remove_manifest(self) -> None:
+        """Mark the run incomplete (its files stay): before some of its files are rewritten."""
+        path = posixpath.join(self.root, MANIFEST)
+        if self.fs.exists(path):
+            self.fs.rm_file(path)
+
     def read_manifest(self) -> dict:
         if hasattr(self.fs, "invalidate_cache"):
             self.fs.invalidate_cache()
