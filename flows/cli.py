@@ -28,8 +28,11 @@ def _preflight(args: argparse.Namespace, overrides: dict):
         from mhhs_pipeline.io.consumption_extract import open_consumption_extract
 
         open_consumption_extract(loaded.scenario.inputs.consumption)
-    if getattr(args, "units", None) and not loaded.scenario.inputs.registrations:
-        stages.unit_jobs(loaded, args.out, "preflight", unit_ids=args.units)  # planning only: unknown ids fail here
+    if getattr(args, "units", None):
+        if not loaded.scenario.inputs.registrations:
+            stages.unit_jobs(loaded, args.out, "preflight", unit_ids=args.units)  # planning only: unknown ids fail here
+        if args.run_id:
+            stages.previous_run(args.out, args.run_id, loaded)  # a run of another scenario is refused here
     if getattr(args, "day", None):
         from mhhs_pipeline.drip import choose_day
 

@@ -109,7 +109,9 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
     raw_sets = [] if out is None else [("meter_reads_raw", out.meter_reads_raw, out.raw_registration_row), ("ground_truth", out.ground_truth, out.truth_registration_row)]
     out = gen = None  # the consumption table stays referenced by ``table`` alone (released below)
     result.half_hours = table.num_rows
-    result.mpans = len(set(reg.column("mpan_core").to_pylist()))
+    # The registrations this unit delivers: the block's, or those in force on its days.
+    delivered = reg if job.registrations_in_force is None else in_force(reg, *job.registrations_in_force)
+    result.mpans = len(pc.unique(delivered.column("mpan_core")))
     if scenario.outputs.report:
         result.report = summarise(table, reg, reg_rows_all)
 
@@ -165,8 +167,7 @@ def _run_unit(job: UnitJob, store: RunStore) -> UnitResult:
 
     if unit.day_chunk == 0:
         block_id = f"s{unit.site_start:09d}"
-        if job.registrations_in_force is not None:
-            reg = in_force(reg, *job.registrations_in_force)
+        reg = delivered
         # Rendered once, cut per participant (dozens of small CSVs: per-call set-up dominated).
         rendered = RenderedCsv(reg) if csv_on else None
         for sl in registration_slices(reg):

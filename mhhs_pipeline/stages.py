@@ -234,10 +234,10 @@ class RepairError(ValueError):
     """A partial re-run that cannot repair the run at its run id."""
 
 
-def begin_repair(out_url: str, run_id: str, loaded: LoadedScenario) -> dict | None:
-    """Before re-running some units of a complete run: its manifest (then removed, so the
-    run reads as incomplete while files are rewritten), or None when no complete run is
-    there. Refused when the run was made from another scenario (or other overrides)."""
+def previous_run(out_url: str, run_id: str, loaded: LoadedScenario) -> dict | None:
+    """The manifest of a complete run at ``run_id`` that a partial re-run would repair, or
+    None when no complete run is there. Refused when it was made from another scenario
+    (or other overrides): its other units' files would not match the re-run ones."""
     store = RunStore(out_url, run_id)
     if not store.has_manifest():
         return None
@@ -247,7 +247,16 @@ def begin_repair(out_url: str, run_id: str, loaded: LoadedScenario) -> dict | No
             f"run {run_id} was made from another scenario (sha256 {str(previous.get('scenario_sha256'))[:12]}..., "
             f"this one {loaded.sha256[:12]}...): re-run its units with the same scenario and overrides, or use another --run-id"
         )
-    store.remove_manifest()
+    return previous
+
+
+def begin_repair(out_url: str, run_id: str, loaded: LoadedScenario) -> dict | None:
+    """Before re-running some units of a complete run: its manifest (see
+    :func:`previous_run`), then removed, so the run reads as incomplete while its files
+    are rewritten."""
+    previous = previous_run(out_url, run_id, loaded)
+    if previous is not None:
+        RunStore(out_url, run_id).remove_manifest()
     return previous
 
 

@@ -1,0 +1,53 @@
+"""What a run says while it runs: progress lines per stage, and errors that name the unit."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import QUICKSTART
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mhhs_pipeline import stages
+from mhhs_pipeline.distributed import run_on_dask
+from mhhs_pipeline.progress import UnitProgress
+from mhhs_pipeline.runner import UnitError, UnitResult, run_unit
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@settings(max_examples=100, deadline=None)
+@given(gaps=st.lists(st.floats(0.0, 4.0), min_size=1, max_size=40), values=st.integers(0, 10_000_000))
+def test_progress_lines_are_throttled_and_the_last_is_always_said(gaps, values):
+    clock, lines = _Clock(), []
+    progress = UnitProgress("stage", lines.append, every_s=5.0, clock=clock)
+    total = len(gaps)
+    clock.now += 30.0  # cluster start-up: not counted
+    progress(0, total, None)
+    started = clock.now
+    for done, gap in enumerate(gaps, start=1):
+        clock.now += gap
+        progress(done, total, UnitResult(f"u{done}", half_hours=values))
+    elapsed = clock.now - started
+    assert lines[-1].startswith(f"stage: {total}/{total} units, {values * total / 1e6:.2f} M half-hour values")
+    rate = values * total / elapsed / 1e6 if elapsed > 0 else 0.0
+    assert f"{rate:.2f} M values/s ({elapsed:.1f} s)" in lines[-1]
+    assert len(lines) <= 1 + int(elapsed // 5.0) + 1  # at most one line per 5 s, plus the last
+
+
+@pytest.mark.slow
+def test_a_failing_unit_names_its_id_mpans_and_days_across_processes(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a regular file where the run folder should be")
+    loaded = stages.load_scenario(str(QUICKSTART), {"population.mpans": 60, "outputs.formats": ["parquet"]})
+    jobs = stages.unit_jobs(loaded, str(blocker), "r")
+    with pytest.raises(UnitError) as err:
+        run_on_dask(run_unit, jobs[:1], workers=1, progress=False, retries=0)
+    message = str(err.value)
+    assert message.startswith("unit s000000000-d20261019 (sites 0-59, MPANs 1")
+    assert "days 2026-10-19..2026-11-01) failed: NotADirectoryError" in message
