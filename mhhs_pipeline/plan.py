@@ -40,7 +40,9 @@ def plan_units(scenario: Scenario, n_items: int | None = None, *, days: tuple[dt
     Blocks index synthetic sites, or (``n_items``) the sorted MPANs of a cleansed extract.
     ``days`` (inclusive, inside the window) plans only those days of the population: a
     drip-feed day. The population (its registration history) is the window's either way, so
-    a day's values equal the same day of the full window's run.
+    a day's values equal the same day of the full window's run. A unit of fewer days than
+    ``days_per_unit`` covers proportionally more MPANs: the same MPAN-days, so the same
+    memory, in fewer and larger files.
     """
     p = scenario.partitioning
     window = scenario.window
@@ -48,9 +50,12 @@ def plan_units(scenario: Scenario, n_items: int | None = None, *, days: tuple[dt
     if not (window.start <= first <= last_day <= window.end):
         raise ValueError(f"days {first}..{last_day} are not inside the scenario window {window.start}..{window.end}")
     total = scenario.population.mpans if n_items is None else n_items
+    block = p.mpans_per_unit
+    if days is not None:
+        block *= max(1, p.days_per_unit // ((last_day - first).days + 1))
     units = []
-    for start in range(0, total, p.mpans_per_unit):
-        stop = min(start + p.mpans_per_unit, total)
+    for start in range(0, total, block):
+        stop = min(start + block, total)
         day = first
         chunk = 0
         while day <= last_day:
