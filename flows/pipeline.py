@@ -57,6 +57,10 @@ def scenario_overrides(start: dt.date | None, end: dt.date | None, seed: int | N
     return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in values.items() if v is not None}
 
 
+def _units(n: int) -> str:
+    return f"{n} unit{'' if n == 1 else 's'}"
+
+
 @task(name="load-scenario", cache_policy=NONE)
 def load_scenario(scenario_url: str, overrides: dict, run_id: str | None):
     loaded = stages.load_scenario(scenario_url, overrides)
@@ -77,7 +81,7 @@ def cleanse_extract(loaded):
 def plan(loaded, out: str, run_id: str, inputs, days=None, unit_ids=None):
     jobs = stages.unit_jobs(loaded, out, run_id, inputs, days=days, unit_ids=unit_ids)
     if jobs:
-        get_run_logger().info("plan-units: %d units, %s .. %s", len(jobs), jobs[0].unit.unit_id, jobs[-1].unit.unit_id)
+        get_run_logger().info("plan-units: %s, %s .. %s", _units(len(jobs)), jobs[0].unit.unit_id, jobs[-1].unit.unit_id)
     return jobs
 
 
@@ -183,7 +187,7 @@ def mhhs_run(
     loaded, rid = load_scenario(resolve_scenario_url(scenario_url), {**(overrides or {}), **scenario_overrides(start, end, seed, mpans)}, run_id)
     inputs = cleanse_extract(loaded)
     jobs = plan(loaded, out, rid, inputs, None, units)
-    logger.info("run %s: %d work units", rid, len(jobs))
+    logger.info("run %s: %s", rid, _units(len(jobs)))
     if units:
         previous = begin_repair(out, rid, loaded)
         if previous is not None:

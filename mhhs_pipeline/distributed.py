@@ -121,11 +121,11 @@ def run_on_dask(
         client = Client(cluster, set_as_default=False)
         where = f"local Dask cluster of {n} worker process{'es' if n > 1 else ''}"
         if n < requested:
-            where += f" (not {requested}: {len(jobs)} units, {default_workers()} cores)"
+            where += f" (not {requested}: {len(jobs)} unit{'' if len(jobs) == 1 else 's'}, {default_workers()} cores)"
     try:
         if log is not None:
             link = client.dashboard_link if _has_dashboard(client) else None
-            log(f"{where}: {len(jobs)} units" + (f"; dashboard {link}" if link else "; no dashboard"))
+            log(f"{where}: {len(jobs)} unit{'' if len(jobs) == 1 else 's'}" + (f"; dashboard {link}" if link else "; no dashboard"))
         futures = client.map(fn, jobs, pure=False, retries=retries)
         if on_result is not None:
             on_result(0, len(jobs), None)  # submitted: the stage's clock starts
