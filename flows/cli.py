@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import sys
 
@@ -37,6 +38,17 @@ def _preflight(args: argparse.Namespace, overrides: dict):
         from mhhs_pipeline.drip import choose_day
 
         choose_day(loaded.scenario.window, [], dt.date.fromisoformat(args.day))  # a day outside the window fails here
+    if args.dask_address:
+        from mhhs_pipeline.distributed import check_scheduler
+
+        check_scheduler(args.dask_address)  # unreachable or malformed: fails here, nothing touched
+    if getattr(args, "run_id", None):
+        from mhhs_pipeline.io.claim import run_claim
+
+        # Taken and given back at once: the output is writable and no live run holds the id.
+        # The flow claims it again for the run itself.
+        with run_claim(args.out, args.run_id, heartbeat_s=3600):
+            pass
     # The embedded default starts a temporary Prefect server; on a busy machine its default
     # 20 s start-up limit is too tight. Users' own settings win.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -97,8 +109,52 @@ def _drip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _clean_errors(handler):
+    """Errors a user can act on, as one line and exit 2: a claimed run id, an unreachable
+    cluster, an output that cannot be written. Prefect's own log of the failed task keeps
+    its message but not the traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        from mhhs_pipeline.distributed import ClusterUnavailable
+        from mhhs_pipeline.io.claim import RunClaimedError
+        from mhhs_pipeline.runner import UnitError
+
+        _quiet_tracebacks((RunClaimedError, ClusterUnavailable, OSError, UnitError))
+        try:
+            return handler(args)
+        except (RunClaimedError, ClusterUnavailable) as exc:
+            print(f"mhhs-pipeline: {exc}", file=sys.stderr)
+            return 2
+        except FileNotFoundError:
+            raise  # a missing input: cli.main names it
+        except OSError as exc:
+            print(f"mhhs-pipeline: cannot write the run to {args.out}: {exc}; no manifest written", file=sys.stderr)
+            return 2
+
+    return run
+
+
+class _NoTraceback(logging.Filter):
+    def __init__(self, kinds: tuple[type[BaseException], ...]):
+        super().__init__()
+        self.kinds = kinds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.kinds):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_tracebacks(kinds: tuple[type[BaseException], ...]) -> None:
+    """Drop the traceback from Prefect's log records of these errors (the CLI says the
+    cause in one line); other errors keep theirs."""
+    for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.task_engine", "prefect.flow_engine"):
+        logging.getLogger(name).addFilter(_NoTraceback(kinds))
+
+
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(argv, flow_handlers={"run": _run, "drip": _drip})
+    return cli.main(argv, flow_handlers={"run": _clean_errors(_run), "drip": _clean_errors(_drip)})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from prefect.cache_policies import NONE
 
 from flows.pipeline import (
     DASK_ADDRESS_ENV,
+    check_cluster,
     check_out_url,
     cleanse_extract,
     load_scenario,
@@ -26,6 +27,7 @@ from flows.pipeline import (
     scenario_overrides,
 )
 from mhhs_pipeline import drip
+from mhhs_pipeline.io.claim import run_claim
 
 
 @task(name="choose-day", cache_policy=NONE, retries=3)
@@ -65,5 +67,7 @@ def mhhs_drip_feed(
     inputs = cleanse_extract(loaded)
     days = (chosen, chosen)
     jobs = plan(loaded, out, rid, inputs, days)
-    result = publish(loaded, out, rid, inputs, jobs, workers=workers, dask_address=dask_address, progress=progress, days=days)
+    check_cluster(dask_address)
+    with run_claim(out, rid):
+        result = publish(loaded, out, rid, inputs, jobs, workers=workers, dask_address=dask_address, progress=progress, days=days)
     return {**result, "day": chosen.isoformat()}

@@ -23,8 +23,9 @@ from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 from mhhs_pipeline import stages
-from mhhs_pipeline.distributed import run_on_dask
-from mhhs_pipeline.io.store import RunStore
+from mhhs_pipeline.distributed import check_scheduler, run_on_dask
+from mhhs_pipeline.io.claim import run_claim
+from mhhs_pipeline.io.store import RunStore, is_permanent
 from mhhs_pipeline.progress import UnitProgress
 from mhhs_pipeline.runner import run_unit
 
@@ -57,6 +58,15 @@ def scenario_overrides(start: dt.date | None, end: dt.date | None, seed: int | N
     return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in values.items() if v is not None}
 
 
+def _transient(task, task_run, state) -> bool:
+    """Retry only what a retry can mend: not a full disk, a read-only folder, a denied bucket."""
+    exc = getattr(state, "data", None)
+    return not (isinstance(exc, BaseException) and is_permanent(exc))
+
+
+RETRY = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=1), "retry_condition_fn": _transient}
+
+
 def _units(n: int) -> str:
     return f"{n} unit{'' if n == 1 else 's'}"
 
@@ -67,7 +77,7 @@ def load_scenario(scenario_url: str, overrides: dict, run_id: str | None):
     return loaded, run_id or stages.default_run_id(loaded.scenario, dt.datetime.now(dt.UTC))
 
 
-@task(name="cleanse-extract", cache_policy=NONE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2))
+@task(name="cleanse-extract", cache_policy=NONE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=_transient)
 def cleanse_extract(loaded):
     t0 = time.perf_counter()
     inputs = stages.cleanse_inputs(loaded)
@@ -85,12 +95,12 @@ def plan(loaded, out: str, run_id: str, inputs, days=None, unit_ids=None):
     return jobs
 
 
-@task(name="deliver-quarantine", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+@task(name="deliver-quarantine", cache_policy=NONE, **RETRY)
 def deliver_quarantine(out: str, run_id: str, inputs):
     return stages.write_quarantine(RunStore(out, run_id), inputs) if inputs is not None else []
 
 
-@task(name="load-model-report", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+@task(name="load-model-report", cache_policy=NONE, **RETRY)
 def load_model_report(out: str, run_id: str, results):
     records, png = stages.write_report(RunStore(out, run_id), results)
     if png is not None:
@@ -104,14 +114,21 @@ def load_model_report(out: str, run_id: str, results):
     return records
 
 
-@task(name="prepare-run-dir", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+@task(name="prepare-run-dir", cache_policy=NONE, **RETRY)
 def prepare_run_dir(out: str, run_id: str) -> None:
     stages.prepare_run(out, run_id)
 
 
-@task(name="begin-repair", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+@task(name="begin-repair", cache_policy=NONE, **RETRY)
 def begin_repair(out: str, run_id: str, loaded):
     return stages.begin_repair(out, run_id, loaded)
+
+
+@task(name="check-cluster", cache_policy=NONE)
+def check_cluster(dask_address: str | None) -> None:
+    if dask_address:
+        workers = check_scheduler(dask_address)
+        get_run_logger().info("check-cluster: Dask scheduler %s has %d workers", dask_address, workers)
 
 
 @task(name="generate-and-deliver", cache_policy=NONE)
@@ -123,12 +140,12 @@ def generate_and_deliver(jobs, workers: int | None, dask_address: str | None, pr
     )  # fmt: skip
 
 
-@task(name="participant-readmes", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+@task(name="participant-readmes", cache_policy=NONE, **RETRY)
 def participant_readmes(out: str, run_id: str, results, extra):
     return stages.write_participant_readmes(RunStore(out, run_id), results, extra)
 
 
-@task(name="write-manifest", cache_policy=NONE, retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=1))
+@task(name="write-manifest", cache_policy=NONE, **RETRY)
 def write_manifest(out: str, run_id: str, manifest: dict) -> str:
     url = RunStore(out, run_id).write_manifest(manifest)
     get_run_logger().info("write-manifest: %d files, %d bytes: %s", manifest["totals"]["files"], manifest["totals"]["bytes"], url)
@@ -137,7 +154,8 @@ def write_manifest(out: str, run_id: str, manifest: dict) -> str:
 
 def publish(loaded, out: str, rid: str, inputs, jobs, *, workers, dask_address, progress: bool, days=None, unit_ids=None) -> dict:
     """Generate and deliver the planned units into a fresh run directory, then the
-    quarantine, the report, the participants' READMEs and (last) the manifest."""
+    quarantine, the report, the participants' READMEs and (last) the manifest. The caller
+    holds the run's claim."""
     prepare_run_dir(out, rid)
     results = generate_and_deliver(jobs, workers, dask_address, progress)
     extra = list(deliver_quarantine(out, rid, inputs)) + list(load_model_report(out, rid, results))
@@ -188,14 +206,19 @@ def mhhs_run(
     inputs = cleanse_extract(loaded)
     jobs = plan(loaded, out, rid, inputs, None, units)
     logger.info("run %s: %s", rid, _units(len(jobs)))
-    if units:
-        previous = begin_repair(out, rid, loaded)
-        if previous is not None:
-            results = generate_and_deliver(jobs, workers, dask_address, progress)
-            manifest, changes = stages.repaired_manifest(previous, results)
-            logger.info(
-                "repair of run %s: %d files rewritten, %d identical to the manifest's, %d changed, %d new",
-                rid, changes["rewritten"], changes["identical"], len(changes["changed"]), len(changes["new"]),
-            )  # fmt: skip
-            return {**_finish(out, rid, manifest, results), "repair": changes}
-    return publish(loaded, out, rid, inputs, jobs, workers=workers, dask_address=dask_address, progress=progress, unit_ids=units)
+    # The cluster is checked and the run id claimed before anything at <out>/<run_id> is
+    # touched: an unreachable scheduler or a second run with the same id leaves a previous
+    # run as it was.
+    check_cluster(dask_address)
+    with run_claim(out, rid):
+        if units:
+            previous = begin_repair(out, rid, loaded)
+            if previous is not None:
+                results = generate_and_deliver(jobs, workers, dask_address, progress)
+                manifest, changes = stages.repaired_manifest(previous, results)
+                logger.info(
+                    "repair of run %s: %d files rewritten, %d identical to the manifest's, %d changed, %d new",
+                    rid, changes["rewritten"], changes["identical"], len(changes["changed"]), len(changes["new"]),
+                )  # fmt: skip
+                return {**_finish(out, rid, manifest, results), "repair": changes}
+        return publish(loaded, out, rid, inputs, jobs, workers=workers, dask_address=dask_address, progress=progress, unit_ids=units)

@@ -158,8 +158,10 @@ def main(argv: list[str] | None = None, *, flow_handlers: dict[str, Callable[[ar
         print(f"mhhs-pipeline: {exc}", file=sys.stderr)
         return 2
     except UnitError as exc:
+        # A permanent cause (full disk, no permission) is the user's to fix: exit 2, as for
+        # other bad input; anything else is ours: exit 1.
         print(f"mhhs-pipeline: {exc}; no manifest written", file=sys.stderr)
-        return 1
+        return 2 if exc.permanent else 1
     except FileNotFoundError as exc:
         print(f"mhhs-pipeline: file not found: {exc.filename or exc}", file=sys.stderr)
         return 2

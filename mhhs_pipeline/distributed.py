@@ -71,7 +71,8 @@ def local_cluster(n_workers: int, *, malloc_trim: bool = False, **kwargs: Any) -
     # worker; one arena: 0.55 -> 0.59 GB); numpy's transparent huge pages made each first
     # touch of a 2 MB page cost ~50 us (a worker's first unit 1.30 s instead of 0.87 s).
     cfg = worker_config(malloc_trim=malloc_trim)
-    options = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, "silence_logs": 40, **kwargs}
+    # Workers log a failed unit with its traceback; the error reaches the client, which says it in one line.
+    options = {"threads_per_worker": 1, "processes": True, "dashboard_address": None, "silence_logs": logging.CRITICAL, **kwargs}
     saved = os.environ.copy()
     try:
         with dask.config.set(cfg):
@@ -83,6 +84,27 @@ def local_cluster(n_workers: int, *, malloc_trim: bool = False, **kwargs: Any) -
         for key in set(os.environ) - set(saved):
             del os.environ[key]
         os.environ.update(saved)
+
+
+class ClusterUnavailable(RuntimeError):
+    """The Dask scheduler named by an address cannot be used."""
+
+
+def check_scheduler(address: str, timeout_s: float = 15.0) -> int:
+    """Connect to the scheduler at ``address`` and return its number of workers; raise
+    :class:`ClusterUnavailable` with one clear line when it cannot be reached. Run before
+    a run touches its output, so an unreachable cluster never costs a previous run."""
+    from distributed.comm.addressing import parse_address
+
+    try:
+        parse_address(address, strict=True)
+    except ValueError:
+        raise ClusterUnavailable(f"--dask-address {address!r} is not a scheduler address: use e.g. tcp://10.0.0.5:8786") from None
+    try:
+        with Client(address, timeout=timeout_s, set_as_default=False) as client:
+            return len(client.scheduler_info(n_workers=-1).get("workers", {}))
+    except (OSError, TimeoutError) as exc:
+        raise ClusterUnavailable(f"cannot reach the Dask scheduler at {address} within {timeout_s:.0f} s: {exc}") from None
 
 
 def run_on_dask(
@@ -126,18 +148,35 @@ def run_on_dask(
         if log is not None:
             link = client.dashboard_link if _has_dashboard(client) else None
             log(f"{where}: {len(jobs)} unit{'' if len(jobs) == 1 else 's'}" + (f"; dashboard {link}" if link else "; no dashboard"))
-        futures = client.map(fn, jobs, pure=False, retries=retries)
+        futures = client.map(fn, jobs, pure=False)
         if on_result is not None:
             on_result(0, len(jobs), None)  # submitted: the stage's clock starts
         index = {f.key: i for i, f in enumerate(futures)}
+        tries = [0] * len(jobs)
         results: list[Any] = [None] * len(jobs)
+        done = 0
+        pending = as_completed(futures, loop=client.loop)
         with tqdm(total=len(jobs), desc=description, unit="unit", disable=not progress, leave=False) as bar:
-            for done, fut in enumerate(as_completed(futures, loop=client.loop), start=1):
-                result = fut.result()
-                results[index[fut.key]] = result
+            for fut in pending:
+                i = index[fut.key]
+                if fut.status == "error":
+                    exc = fut.exception()
+                    # A unit that failed for good (e.g. a full disk) fails the run now; others
+                    # (a lost worker, a storage hiccup) are run again, up to ``retries`` times.
+                    if getattr(exc, "permanent", False) or tries[i] >= retries:
+                        client.cancel(futures)
+                        raise exc.with_traceback(fut.traceback())
+                    tries[i] += 1
+                    again = client.submit(fn, jobs[i], pure=False)
+                    index[again.key] = i
+                    futures.append(again)
+                    pending.add(again)
+                    continue
+                results[i] = fut.result()
+                done += 1
                 bar.update(1)
                 if on_result is not None:
-                    on_result(done, len(jobs), result)
+                    on_result(done, len(jobs), results[i])
         return results
     finally:
         client.close()

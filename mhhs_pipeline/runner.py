@@ -22,7 +22,7 @@ from mhhs_pipeline.deliver import UnitContext, deliver_consumption, write_tabula
 from mhhs_pipeline.formats.parquet_writer import PreparedParquet, worthwhile
 from mhhs_pipeline.formats.tabular import RenderedCsv
 from mhhs_pipeline.formats.wide import render_wide
-from mhhs_pipeline.io.store import FileRecord, RunStore
+from mhhs_pipeline.io.store import FileRecord, RunStore, is_permanent
 from mhhs_pipeline.plan import WorkUnit
 from mhhs_pipeline.report import ReportSummary, summarise
 from mhhs_pipeline.spec.scenario import Scenario
@@ -52,7 +52,18 @@ class UnitJob:
 
 
 class UnitError(RuntimeError):
-    """A work unit failed: the message names the unit, its MPAN range and days, and the cause."""
+    """A work unit failed: the message names the unit, its MPAN range and days, and the
+    cause; ``permanent`` when a retry cannot mend it (a full disk, a denied bucket)."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message, permanent)
+        self.permanent = permanent
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+    def __repr__(self) -> str:
+        return f"UnitError({self.args[0]!r})"
 
 
 @dataclass
@@ -76,7 +87,7 @@ def run_unit(job: UnitJob) -> UnitResult:
         finally:
             store.flush()
     except Exception as exc:
-        raise UnitError(f"{_describe_failed(job)} failed: {type(exc).__name__}: {exc}") from exc
+        raise UnitError(f"{_describe_failed(job)} failed: {type(exc).__name__}: {exc}", is_permanent(exc)) from exc
 
 
 def _describe_failed(job: UnitJob) -> str:

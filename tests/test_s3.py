@@ -100,3 +100,22 @@ def test_credentials_never_land_in_the_run(s3_env, tmp_path):
         if path.endswith((".json", ".csv", ".txt")):
             text = fs.cat_file(path)
             assert b"testing-secret" not in text and b"testing-key" not in text
+
+
+def test_a_run_claim_is_exclusive_on_s3_and_a_stale_one_is_taken_over(s3_env):
+    _, fs = s3_env
+    from mhhs_pipeline.io.claim import RunClaimedError, run_claim
+
+    out = f"s3://{BUCKET}/claims"
+    first = run_claim(out, "r1").acquire()
+    try:
+        with pytest.raises(RunClaimedError, match="being written by another run"):
+            run_claim(out, "r1").acquire()  # the conditional PUT finds it
+    finally:
+        first.release()
+    fs.invalidate_cache()
+    assert not fs.exists(f"{BUCKET}/claims/r1/_claim.json")
+    # A claim whose heartbeat stopped long ago (its writer died elsewhere) is taken over.
+    fs.pipe_file(f"{BUCKET}/claims/r2/_claim.json", json.dumps({"host": "elsewhere", "pid": 1, "heartbeat_utc": "2026-01-01T00:00:00+00:00"}).encode())
+    with run_claim(out, "r2") as claim:
+        assert claim.holder()["token"] == claim.token

@@ -9,6 +9,7 @@ of two runs.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 import fsspec
 
 from mhhs_pipeline.io import direct_write
+from mhhs_pipeline.io.claim import CLAIM
 from mhhs_pipeline.io.paths import check_run_id, join
 
 MANIFEST = "manifest.json"
@@ -120,24 +122,48 @@ class RunStore:
         return sorted(p[len(prefix):] if p.startswith(prefix) else p for p in found)
 
     def reset(self) -> None:
-        """Remove a previous run with this id: manifest first, then its files."""
+        """Remove a previous run with this id: manifest first, then its files (all but the
+        run's claim, :mod:`.claim`, which the caller holds)."""
         if hasattr(self.fs, "invalidate_cache"):
             self.fs.invalidate_cache()
         manifest = posixpath.join(self.root, MANIFEST)
         if self.fs.exists(manifest):
             self.fs.rm_file(manifest)
         if self.fs.exists(self.root):
-            self.fs.rm(self.root, recursive=True)
+            doomed = [e for e in self.fs.ls(self.root, detail=False) if posixpath.basename(e.rstrip("/")) != CLAIM]
+            if doomed:
+                self.fs.rm(doomed, recursive=True)
         if hasattr(self.fs, "invalidate_cache"):
             self.fs.invalidate_cache()
 
     def write_manifest(self, manifest: dict) -> str:
+        """Write ``manifest.json`` whole or not at all: a reader never finds a partial one
+        (its presence means the run is complete). Local folders: a temporary file, flushed
+        to disk, renamed over the final name. Object stores: one PUT, which lands whole;
+        its size is checked after."""
         self.flush()  # never list a file that is still landing
         data = json.dumps(manifest, indent=1, sort_keys=False).encode()
         path = posixpath.join(self.root, MANIFEST)
         if self._local:
-            self.fs.makedirs(self.root, exist_ok=True)
-        self.fs.pipe_file(path, data)
+            os.makedirs(self.root, exist_ok=True)
+            tmp = posixpath.join(self.root, f".{MANIFEST}.{os.getpid()}.tmp")
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        else:
+            self.fs.pipe_file(path, data)
+            if hasattr(self.fs, "invalidate_cache"):
+                self.fs.invalidate_cache(path)
+            landed = self.fs.info(path)["size"]
+            if landed != len(data):
+                raise OSError(f"{self.url}/{MANIFEST} landed with {landed} of {len(data)} bytes")
         return f"{self.url}/{MANIFEST}"
 
     def has_manifest(self) -> bool:
@@ -164,3 +190,19 @@ def store_for_run_url(run_url: str) -> RunStore:
     if not run_id:
         raise ValueError(f"{run_url!r} is not a run directory (<out>/<run_id>)")
     return RunStore(out or ".", run_id)
+
+
+# errno values that no retry mends: the output is not writable as given.
+_PERMANENT_ERRNO = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """An I/O error that a retry cannot mend (full disk, read-only filesystem, no
+    permission, a file where a folder should be; object-store access denied or no such
+    bucket). Other errors (timeouts, resets, 5xx) may pass on a retry."""
+    if isinstance(exc, PermissionError | NotADirectoryError | IsADirectoryError | FileExistsError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNO:
+        return True
+    text = repr(exc)
+    return any(code in text for code in ("AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch"))
