@@ -18,7 +18,14 @@ def _preflight(args: argparse.Namespace, overrides: dict):
     from mhhs_pipeline import stages
     from mhhs_pipeline.io.paths import check_run_id
 
-    loaded = stages.load_scenario(args.scenario, overrides)
+    from mhhs_pipeline.spec.scenario import ScenarioError
+
+    try:
+        loaded = stages.load_scenario(args.scenario, overrides)
+    except FileNotFoundError:
+        raise  # cli.main names the missing file
+    except OSError as exc:  # a folder, or unreadable: not an output problem
+        raise ScenarioError(f"cannot read the scenario {args.scenario}: {exc.strerror or exc}") from None
     if getattr(args, "run_id", None):
         check_run_id(args.run_id)
     if loaded.scenario.inputs.registrations:
