@@ -1,12 +1,17 @@
-"""Safe relative paths inside a run directory: ids from inputs never become paths unchecked."""
+"""Safe relative paths inside a run directory: ids from inputs never become paths unchecked.
+
+Every pattern is applied with ``fullmatch``: ``re.match`` with a trailing ``$`` accepts a
+final newline (``$`` also matches just before one), which would land a directory named
+``id⏎``. The character classes are ASCII ranges, so no Unicode look-alike gets through.
+"""
 
 from __future__ import annotations
 
 import re
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_MPID = re.compile(r"^[A-Z0-9]{4}$")
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_MPID = re.compile(r"[A-Z0-9]{4}")
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ROLES = ("supplier", "data_service", "ldso", "central")
 
 
@@ -15,13 +20,17 @@ class UnsafePathError(ValueError):
 
 
 def safe_segment(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _SEGMENT.match(value) or ".." in value:
+    if not isinstance(value, str) or not _SEGMENT.fullmatch(value) or ".." in value:
         raise UnsafePathError(f"{what} {value!r} is not allowed in a path: use letters, digits, '.', '_' or '-'")
     return value
 
 
 def check_run_id(run_id: str) -> str:
-    if not RUN_ID_PATTERN.match(run_id or "") or ".." in run_id:
+    if not isinstance(run_id, str):
+        raise UnsafePathError(f"run id {run_id!r} is not text: use letters, digits, '.', '_' or '-' (max 128)")
+    if run_id == "":
+        raise UnsafePathError("run id is empty: give a run id (letters, digits, '.', '_' or '-'; max 128) or leave --run-id out")
+    if not RUN_ID_PATTERN.fullmatch(run_id) or ".." in run_id:
         raise UnsafePathError(f"run id {run_id!r} is not allowed: use letters, digits, '.', '_' or '-' (max 128)")
     return run_id
 
@@ -33,7 +42,7 @@ def participant_prefix(role: str, participant_id: str) -> str:
     if role == "central":
         if participant_id != "central":
             raise UnsafePathError(f"the central copy's id must be 'central', not {participant_id!r}")
-    elif not isinstance(participant_id, str) or not _MPID.match(participant_id):
+    elif not isinstance(participant_id, str) or not _MPID.fullmatch(participant_id):
         raise UnsafePathError(
             f"{role} id {participant_id!r} is not an MPID (4 upper-case letters or digits); refusing to use it as a path"
         )
