@@ -17,7 +17,6 @@ def _preflight(args: argparse.Namespace, overrides: dict):
     message, no traceback."""
     from mhhs_pipeline import stages
     from mhhs_pipeline.io.paths import check_run_id
-
     from mhhs_pipeline.spec.scenario import ScenarioError
 
     try:
@@ -26,7 +25,7 @@ def _preflight(args: argparse.Namespace, overrides: dict):
         raise  # cli.main names the missing file
     except OSError as exc:  # a folder, or unreadable: not an output problem
         raise ScenarioError(f"cannot read the scenario {args.scenario}: {exc.strerror or exc}") from None
-    if getattr(args, "run_id", None):
+    if getattr(args, "run_id", None) is not None:  # '' is refused by name, never taken as "not given"
         check_run_id(args.run_id)
     if loaded.scenario.inputs.registrations:
         from mhhs_pipeline.io.extract import open_extract
@@ -39,7 +38,7 @@ def _preflight(args: argparse.Namespace, overrides: dict):
     if getattr(args, "units", None):
         if not loaded.scenario.inputs.registrations:
             stages.unit_jobs(loaded, args.out, "preflight", unit_ids=args.units)  # planning only: unknown ids fail here
-        if args.run_id:
+        if args.run_id is not None:
             stages.previous_run(args.out, args.run_id, loaded)  # a run of another scenario is refused here
     if getattr(args, "day", None):
         from mhhs_pipeline.drip import choose_day

@@ -74,7 +74,7 @@ def _units(n: int) -> str:
 @task(name="load-scenario", cache_policy=NONE)
 def load_scenario(scenario_url: str, overrides: dict, run_id: str | None):
     loaded = stages.load_scenario(scenario_url, overrides)
-    return loaded, run_id or stages.default_run_id(loaded.scenario, dt.datetime.now(dt.UTC))
+    return loaded, run_id if run_id is not None else stages.default_run_id(loaded.scenario, dt.datetime.now(dt.UTC))
 
 
 @task(name="cleanse-extract", cache_policy=NONE, retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2), retry_condition_fn=_transient)

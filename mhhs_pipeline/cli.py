@@ -124,7 +124,7 @@ def cmd_cleanse(args: argparse.Namespace) -> int:
     from mhhs_pipeline.io.extract import ExtractError, write_cleanse_run
     from mhhs_pipeline.io.paths import check_run_id
 
-    run_id = check_run_id(args.run_id or f"cleanse-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+    run_id = check_run_id(args.run_id if args.run_id is not None else f"cleanse-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
     try:
         manifest_url, _, out = write_cleanse_run(args.extract, args.out, run_id, seed=args.seed)
     except ExtractError as exc:

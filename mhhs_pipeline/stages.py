@@ -36,14 +36,30 @@ class LoadedScenario:
 
 
 def load_scenario(url: str, overrides: dict | None = None) -> LoadedScenario:
-    """Read a scenario file (path or fsspec URL), apply overrides, validate strictly."""
-    with fsspec.open(url, "rb") as f:
-        raw = f.read()
+    """Read a scenario file (path or fsspec URL), apply overrides, validate strictly.
+
+    At most ``MAX_SCENARIO_BYTES`` (+1, to know it is larger) are read: a scenario is a
+    short text file, and a wrong path to a data file must fail at once, not after
+    minutes of parsing."""
+    from mhhs_pipeline.spec.scenario import MAX_SCENARIO_BYTES, ScenarioError
+
+    try:
+        with fsspec.open(url, "rb") as f:
+            raw = f.read(MAX_SCENARIO_BYTES + 1)
+            size = getattr(f, "size", None)  # for the message only; not every filesystem knows
+    except IsADirectoryError:
+        raise ScenarioError(f"{url} is a directory; give the scenario's YAML file") from None
+    except PermissionError:
+        raise ScenarioError(f"{url} cannot be read (permission denied); check the path and its permissions") from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        told = f"{size:,} bytes" if isinstance(size, int) else f"more than {MAX_SCENARIO_BYTES:,} bytes"
+        raise ScenarioError(
+            f"{url} is {told}, larger than the {MAX_SCENARIO_BYTES:,} bytes (1 MiB) a scenario may be; "
+            "a scenario is a short YAML file (configs/quickstart.yaml is ~2 KB): check the path"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        from mhhs_pipeline.spec.scenario import ScenarioError
-
         raise ScenarioError(f"{url} is not UTF-8 text; save the scenario as UTF-8 YAML") from None
     effective = apply_overrides_to_yaml(text, overrides or {})
     data = effective.encode("utf-8") if overrides else raw

@@ -24,17 +24,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from mhhs_pipeline.spec.archetypes import (
     ALL_ARCHETYPES,
     DOMESTIC_ARCHETYPES,
     NON_DOMESTIC_ARCHETYPES,
 )
+from mhhs_pipeline.spec.strict import StrictModel
 
 GSP_GROUPS = ("_A", "_B", "_C", "_D", "_E", "_F", "_G", "_H", "_J", "_K", "_L", "_M", "_N", "_P")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):(00|30)$")
-_MMDD = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+# Applied with fullmatch (re.match with "$" would take a trailing newline); [0-9], as \d
+# also matches non-ASCII digits.
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):(00|30)")
+_MMDD = re.compile(r"(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])")
 
 NonNeg = Annotated[float, Field(ge=0.0)]
 Pos = Annotated[float, Field(gt=0.0)]
@@ -42,8 +45,7 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Rate = Annotated[float, Field(ge=0.0, le=0.2)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 def _hourly(value: Any, where: str = "hourly table") -> tuple[float, ...]:
@@ -264,7 +266,7 @@ class Heating(_Strict):
 def _check_times(v: dict[str, float], where: str) -> dict[str, float]:
     if not v or sum(v.values()) <= 0:
         raise ValueError(f"{where} needs at least one 'HH:MM' time with a positive weight")
-    bad = [k for k in v if not _HHMM.match(k)]
+    bad = [k for k in v if not _HHMM.fullmatch(k)]
     if bad:
         raise ValueError(f"{where} keys {bad} must be local times on the half hour, 'HH:MM' (e.g. '00:30')")
     return v
@@ -305,7 +307,7 @@ class EV(_Strict):
     def _times(cls, v: dict[str, float]) -> dict[str, float]:
         if not v or sum(v.values()) <= 0:
             raise ValueError("ev.start_times needs at least one entry with a positive weight")
-        bad = [k for k in v if k != "arrival" and not _HHMM.match(k)]
+        bad = [k for k in v if k != "arrival" and not _HHMM.fullmatch(k)]
         if bad:
             raise ValueError(f"ev.start_times keys {bad} must be 'HH:MM' local times on the half hour, or 'arrival'")
         return v
@@ -356,7 +358,7 @@ class SchoolTerms(_Strict):
     @classmethod
     def _dates(cls, v: list[tuple[str, str]]) -> list[tuple[str, str]]:
         for a, b in v:
-            if not (_MMDD.match(a) and _MMDD.match(b)):
+            if not (_MMDD.fullmatch(a) and _MMDD.fullmatch(b)):
                 raise ValueError(f"school holiday ({a}, {b}) must be 'MM-DD' dates")
             if b < a:
                 raise ValueError(f"school holiday ({a}, {b}) ends before it starts; split it at the new year")

@@ -1,22 +1,40 @@
 """Scenario configuration: strict pydantic models parsed from YAML text.
 
 Every model forbids unknown keys, so a typo in a scenario file fails fast with the
-field's path. Cross-field rules (shares summing to one, window order, MPID format)
-are validated here so the engine never sees an impossible scenario.
+field's path. Cross-field rules (participant shares summing to one, window order, MPID
+format) are validated here so the engine never sees an impossible scenario. Numbers are
+finite and never booleans (``spec.strict``).
+
+YAML is read by a safe loader that also refuses what would only waste time or memory: a
+document whose aliases expand to more than ``MAX_YAML_NODES`` nodes (a "billion laughs"
+bomb is a few hundred bytes), and nesting deeper than Python's stack. An impossible date
+(``2026-02-30``) stays text, so the error names its field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from mhhs_pipeline.spec.load_model import FaultModel, LoadModel
+from mhhs_pipeline.spec.strict import StrictModel
 
-MPID_PATTERN = re.compile(r"^[A-Z0-9]{4}$")
+# Applied with fullmatch: re.match with "$" would accept "GRNX\n" (and make a folder of it).
+MPID_PATTERN = re.compile(r"[A-Z0-9]{4}")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # pydantic's regex: "$" is the end of the text
+SHARE_TOLERANCE = 1e-3  # participant shares must sum to 1 within this (0.333 x 3 passes)
+MAX_MPANS = 100_000_000  # far inside the 10**10 unique MPAN ids the synthesis draws from
+MAX_WINDOW_DAYS = 3661  # ten years, both ends inclusive
+# The years a window may lie in: DCC counters are epoch milliseconds (so after 1970), and
+# the cleansing packs day ordinals of 1900..2199; MHHS test data needs neither extreme.
+FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
+MAX_YAML_NODES = 100_000  # a scenario has a few hundred
+MAX_SCENARIO_BYTES = 1 << 20  # 1 MiB; configs/quickstart.yaml is ~2 KB
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -25,8 +43,7 @@ class ScenarioError(ValueError):
     """A scenario that cannot be used; the message names the field and the fix."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictModel
 
 
 class Window(_Strict):
@@ -37,10 +54,13 @@ class Window(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
+        for name, day in (("start", self.start), ("end", self.end)):
+            if not FIRST_DAY <= day <= LAST_DAY:
+                raise ValueError(f"window.{name} {day} is outside {FIRST_DAY}..{LAST_DAY}; choose a day in it")
         if self.end < self.start:
             raise ValueError(f"window.end ({self.end}) is before window.start ({self.start}); swap them")
-        if (self.end - self.start).days > 3660:
-            raise ValueError("window spans more than 10 years; shorten window.end")
+        if self.days > MAX_WINDOW_DAYS:
+            raise ValueError(f"window spans {self.days} days, more than {MAX_WINDOW_DAYS} (10 years); shorten window.end")
         return self
 
     @property
@@ -57,18 +77,23 @@ class ShareEntry(_Strict):
     @field_validator("id")
     @classmethod
     def _mpid(cls, value: str) -> str:
-        if not MPID_PATTERN.match(value):
+        if not MPID_PATTERN.fullmatch(value):
             raise ValueError(f"{value!r} is not an MPID: use 4 upper-case letters or digits, e.g. 'ABCD'")
         return value
 
 
 def _check_shares(entries: list[ShareEntry], where: str) -> list[ShareEntry]:
+    """Distinct participants whose shares are market shares: they sum to 1. A sum far
+    from 1 is a typo (a share left over from an edit), never something to normalise."""
     if not entries:
         raise ValueError(f"{where} needs at least one participant")
     ids = [e.id for e in entries]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise ValueError(f"{where} lists {dupes} more than once; merge the entries")
+    total = math.fsum(e.share for e in entries)
+    if not abs(total - 1.0) <= SHARE_TOLERANCE:
+        raise ValueError(f"the shares of {where} sum to {total:.6g}, not 1; make them add up to 1 (within {SHARE_TOLERANCE})")
     return entries
 
 
@@ -78,11 +103,10 @@ class SegmentParticipants(_Strict):
     smart: list[ShareEntry]
     advanced: list[ShareEntry]
 
-    @model_validator(mode="after")
-    def _non_empty(self) -> SegmentParticipants:
-        _check_shares(self.smart, "smart")
-        _check_shares(self.advanced, "advanced")
-        return self
+    @field_validator("smart", "advanced")
+    @classmethod
+    def _shares(cls, value: list[ShareEntry], info: ValidationInfo) -> list[ShareEntry]:
+        return _check_shares(value, info.field_name)
 
 
 class Participants(_Strict):
@@ -134,17 +158,16 @@ class ArchetypeMix(_Strict):
             unknown = sorted(set(mix) - set(known))
             if unknown:
                 raise ValueError(f"archetypes.{name} has unknown archetypes {unknown}; choose from {sorted(known)}")
-            if sum(mix.values()) <= 0:
-                raise ValueError(f"archetypes.{name} shares sum to 0; give at least one a positive share")
+            total = math.fsum(mix.values())
+            if not 0 < total < math.inf:
+                raise ValueError(f"archetypes.{name} shares sum to {total:.6g}; give at least one a positive share, all finite")
         return self
 
 
 class Population(_Strict):
     """Size and mix of the synthetic registration population."""
 
-    mpans: Annotated[int, Field(ge=1, le=100_000_000)] = Field(
-        description="import MPANs (metering points); export MPANs of PV homes come on top"
-    )
+    mpans: int = Field(description="import MPANs (metering points); export MPANs of PV homes come on top")
     advanced_share: Share = 0.01
     domestic_share_of_smart: Share = 0.93
     idno_share: Share = 0.03
@@ -163,6 +186,13 @@ class Population(_Strict):
     advanced_sigma: Annotated[float, Field(gt=0.0, le=3.0)] = 1.0
     pv_export_median_kwh: Annotated[float, Field(gt=0.0)] = 1500.0
     archetypes: ArchetypeMix = Field(default_factory=ArchetypeMix)
+
+    @field_validator("mpans")
+    @classmethod
+    def _mpans(cls, value: int) -> int:
+        if not 1 <= value <= MAX_MPANS:
+            raise ValueError(f"{value} import MPANs is outside 1..{MAX_MPANS:,}; set population.mpans (or --mpans) within it")
+        return value
 
 
 class Generation(_Strict):
@@ -220,7 +250,7 @@ class Inputs(_Strict):
 
 
 class Scenario(_Strict):
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
     description: str = ""
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)]
     window: Window
@@ -235,26 +265,111 @@ class Scenario(_Strict):
 
 
 def _format_errors(err: ValidationError) -> str:
-    lines = []
+    """One line: every problem as ``field.path: what is wrong and the fix``."""
+    parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling against configs/quickstart.yaml"
         elif e["type"] == "missing":
             msg = "required; add it to the scenario"
-        lines.append(f"  {loc}: {msg}")
-    return "invalid scenario:\n" + "\n".join(lines)
+        elif e["type"] == "finite_number":
+            msg = "must be a finite number (not .inf or .nan)"
+        elif e["type"].startswith(("date_", "datetime_")):
+            msg += f" (got {e['input']!r}); write a real date as YYYY-MM-DD"
+        parts.append(f"{loc}: {msg}")
+    return "invalid scenario: " + "; ".join(parts)
+
+
+class _ScenarioLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that keeps an impossible date as text (validation then names its
+    field, where PyYAML would raise a bare ValueError) and bounds alias expansion."""
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return self.construct_scalar(node)
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return self.construct_document(node)
+
+
+_ScenarioLoader.add_constructor("tag:yaml.org,2002:timestamp", _ScenarioLoader.construct_yaml_timestamp)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph whose aliases expand it past ``MAX_YAML_NODES`` nodes, or that
+    refers to itself: the composed graph shares aliased nodes, but validation and the
+    override round trip would walk (and copy) every expanded one."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in size:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            size[id(node)] = 1
+            continue
+        children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
+        if children_done:
+            open_.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            if size[id(node)] > MAX_YAML_NODES:
+                raise ScenarioError(
+                    f"scenario's YAML aliases (*name) expand to more than {MAX_YAML_NODES:,} values; write the values out instead of repeating anchors"
+                )
+            continue
+        open_.add(id(node))
+        stack.append((node, True))
+        for c in children:
+            if id(c) in open_:
+                raise ScenarioError(f"scenario's YAML alias at line {c.start_mark.line + 1} refers to itself; remove the recursive anchor")
+            if id(c) not in size:
+                stack.append((c, False))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = "; ".join(p for p in (exc.context, exc.problem) if p)
+        return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+    return " ".join(str(exc).split())
+
+
+def _load_yaml(text: str):
+    loader = _ScenarioLoader(text)
+    try:
+        return loader.get_single_data()
+    except ScenarioError:
+        raise
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"scenario is not valid YAML: {_yaml_problem(exc)}") from None
+    except ValueError as exc:  # a constructor's own (!!int abc, an integer of 5,000 digits)
+        first = " ".join(str(exc).split()).split(";")[0][:200]
+        raise ScenarioError(f"scenario is not valid YAML: {first}") from None
+    except RecursionError:
+        raise ScenarioError("scenario's YAML is nested too deeply to read; a scenario has a few levels of keys") from None
+    finally:
+        loader.dispose()
+
+
+def _mapping(text: str) -> dict:
+    data = _load_yaml(text)
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario must be a YAML mapping with keys name, seed, window, population, participants")
+    return data
 
 
 def parse_scenario(text: str) -> Scenario:
     """Parse scenario YAML text and validate it strictly; errors name the field and the fix."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"scenario is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError("scenario must be a YAML mapping with keys name, seed, window, population, participants")
+    data = _mapping(text)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
@@ -265,12 +380,7 @@ def apply_overrides_to_yaml(text: str, overrides: dict) -> str:
     """The scenario text after CLI overrides, as hashed into the manifest's scenario_sha256."""
     if not overrides:
         return text
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"scenario is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError("scenario must be a YAML mapping with keys name, seed, window, population, participants")
+    data = _mapping(text)
     for path, value in overrides.items():
         node = data
         *parents, leaf = path.split(".")
