@@ -19,6 +19,7 @@ from functools import cached_property
 import numpy as np
 import pyarrow as pa
 
+from mhhs_pipeline.core.registrations import dcc_enrolled
 from mhhs_pipeline.formats.compression import SUFFIX, compress
 from mhhs_pipeline.formats.dcc_xml import iter_dcc_profile_chunks, profile_rows
 from mhhs_pipeline.formats.if021 import If021Writer
@@ -62,10 +63,7 @@ class UnitContext:
     @cached_property
     def dcc_enrolled(self) -> np.ndarray:
         """Per registration row: a Smart meter enrolled with DCC (flag A), judged once per unit."""
-        reg = self.registrations
-        flag = np.asarray(reg.column("dcc_service_flag").to_numpy(zero_copy_only=False)).astype(str)
-        seg = np.asarray(reg.column("market_segment").to_numpy(zero_copy_only=False)).astype(str)
-        return (flag == "A") & (seg == "S")
+        return dcc_enrolled(self.registrations)
 
     @property
     def sender_timestamp_utc(self) -> dt.datetime:

@@ -7,7 +7,11 @@ participant they claim; schemas; invariants of every consumption file (non-negat
 ``period_end_utc``, valid MPAN check digits); every participant row belongs to that
 participant on its UTC settlement day; the central copy has 48 UTC periods for every
 registered MPAN-day of the window; participant slices add up to the central copy; CSV
-content equals Parquet content. Returns every problem found, not just the first.
+content equals Parquet content. The industry formats are read back too: every IF-021 value,
+wide CSV line and DCC LogEntry belongs to the file's participant on its day and equals the
+participant's canonical rows (IF-021 and wide CSV their Parquet twin; a DCC response the data
+service's rows of that MPAN over the days it covers). Returns every problem found, not just
+the first.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ from mhhs_pipeline.core.calendar import EPOCH_DAY, local_view, utc_settlement_da
 from mhhs_pipeline.core.load.faults import GROUND_TRUTH_SCHEMA, RAW_SCHEMA
 from mhhs_pipeline.core.mpan import check_digits_vec
 from mhhs_pipeline.core.participants import ldso_ids
-from mhhs_pipeline.core.registrations import registrations_on_days
+from mhhs_pipeline.core.registrations import dcc_enrolled, registrations_on_days
 from mhhs_pipeline.core.schema import CONSUMPTION_SCHEMA, REGISTRATION_SCHEMA, same_columns
 from mhhs_pipeline.formats.compression import decompress
+from mhhs_pipeline.formats.dcc_xml import dcc_file_name, kwh_to_wh
+from mhhs_pipeline.formats.readers import DccProfile, FormatError, read_dcc_profile, read_if021
 from mhhs_pipeline.formats.tabular import decode_csv, fixed3
+from mhhs_pipeline.formats.wide import encode_wide_csv
 from mhhs_pipeline.io.paths import UnsafePathError, participant_prefix
 from mhhs_pipeline.io.store import MANIFEST, store_for_run_url
 
@@ -116,7 +123,10 @@ def validate_run(run_url: str) -> ValidationReport:
         report.add(f"unlisted file {path} (not in the manifest: foreign or left over)")
 
     tables: dict[str, pa.Table] = {}
-    raw_checks: list[tuple[str, bytes]] = []
+    # Read back here, checked once the canonical tables they must equal are decoded.
+    if021: dict[str, pa.Table] = {}
+    wide: dict[str, bytes] = {}
+    dcc: dict[str, DccProfile] = {}
     for path, rec in sorted(listed.items()):
         if path not in present:
             continue
@@ -135,15 +145,20 @@ def validate_run(run_url: str) -> ValidationReport:
         if not path.startswith(prefix + "/"):
             report.add(f"{path}: not under its participant's prefix {prefix}/")
         if rec["format"] == "if021_json":
-            _check_if021(report, path, data, rec, listed)
-            if rec["participant_role"] == "central":
-                raw_checks.append((path, data))
+            table = _read(report, path, read_if021, data)
+            if table is not None:
+                if table.num_rows != rec["rows"]:
+                    report.add(f"{path}: {table.num_rows} IF-021 periods, manifest says {rec['rows']}")
+                if021[path] = table
         elif rec["format"] in ("csv_wide", "csv_wide_local"):
-            _check_wide(report, path, decompress(data, path), rec)
+            wide[path] = decompress(data, path)
+            _check_wide(report, path, wide[path], rec)
         elif rec["format"] == "dcc_xml":
-            n = data.count(b"<ra:LogEntry>")
-            if n != rec["rows"]:
-                report.add(f"{path}: {n} DCC log entries, manifest says {rec['rows']}")
+            profile = _read(report, path, read_dcc_profile, data)
+            if profile is not None:
+                if profile.entries.num_rows != rec["rows"]:
+                    report.add(f"{path}: {profile.entries.num_rows} DCC log entries, manifest says {rec['rows']}")
+                dcc[path] = profile
         if rec["dataset"] == "quarantine" and rec["format"] == "parquet":
             _check_quarantine(report, path, data, rec)
         if rec["dataset"] in _SCHEMAS and rec["format"] in _TABULAR:
@@ -196,11 +211,12 @@ def validate_run(run_url: str) -> ValidationReport:
             if twin is not None and not table.equals(twin):
                 report.add(f"{path}: CSV content differs from {_twin(path)}")
 
-    for path, data in raw_checks:
-        # Content equality for the central copy (every row); participant files are slices
-        # by the same encoder, checked by count and checksum.
-        if listed[path]["participant_role"] == "central":
-            _compare_if021(report, path, data, tables.get(_json_twin(path)))
+    for path, table in if021.items():
+        _check_ownership(report, path, table, listed[path], central_reg)
+        _compare_if021(report, path, table, _long_twin(path, ".if021.json", listed, tables))
+    for path, text in wide.items():
+        _check_wide_content(report, path, text, listed, tables, central_reg)
+    _check_dcc(report, dcc, listed, tables, central_reg)
     for dataset, roles in _ROLES_OF.items():
         central = totals.get(("central", dataset), 0)
         for role in roles:
@@ -243,51 +259,168 @@ def _check_quarantine(report: ValidationReport, path: str, data: bytes, rec: dic
             report.add(f"{path}: {foreign} quarantine row(s) of another {rec['participant_role']}")
 
 
-def _json_twin(path: str) -> str:
-    return path[: -len(".if021.json")] + ".parquet"
+def _read(report: ValidationReport, path: str, reader, data: bytes):
+    try:
+        return reader(data)
+    except FormatError as exc:
+        report.add(f"{path}: {exc}")
+        return None
 
 
-def _check_if021(report: ValidationReport, path: str, data: bytes, rec: dict, listed: dict) -> None:
-    """Well-formed JSON array of DIP messages carrying exactly the manifest's values."""
-    if not data.lstrip().startswith(b"[") or not data.rstrip().endswith(b"]"):
-        report.add(f"{path}: not a JSON array of DIP messages")
-        return
-    n = data.count(b'"sp":')  # one per half-hour value; full parse is done for central copies
-    if n != rec["rows"]:
-        report.add(f"{path}: {n} IF-021 periods, manifest says {rec['rows']}")
+def _long_twin(path: str, suffix: str, listed: dict, tables: dict) -> tuple[str, pa.Table] | None:
+    """The canonical consumption file beside a derived one (same stem): Parquet, else CSV."""
+    for p in (path[: -len(suffix)] + ".parquet", *(path[: -len(suffix)] + ext for ext in (".csv", ".csv.gz", ".csv.zst"))):
+        if p in tables:
+            return p, tables[p]
+    return None
 
 
-def _compare_if021(report: ValidationReport, path: str, data: bytes, twin: pa.Table | None) -> None:
-    """Every IF-021 value equals the canonical row (MPAN, MQ, period end, kWh, quality)."""
+def _compare_if021(report: ValidationReport, path: str, got: pa.Table, twin: tuple[str, pa.Table] | None) -> None:
+    """Every IF-021 value equals its canonical row (MPAN, MQ, period end, kWh, quality)."""
     if twin is None:
+        report.add(f"{path}: no Parquet or CSV twin to compare the IF-021 values with")
         return
-    cols: dict[str, list] = {"m": [], "q": [], "sp": [], "v": [], "ql": []}
-    for msg in json.loads(data):
-        p = msg["payload"]
-        core = p["CommonBlock"]["M0"]["MPANCore"]
-        mq = p["CustomBlock"]["B900"]["MQID"]["measurementQuantityID"]
-        for day in p["CustomBlock"]["B900"]["settlementDayConsumptionPeriods"]:
-            periods = day["consumptionPeriods"]
-            cols["m"] += [core] * len(periods)
-            cols["q"] += [mq] * len(periods)
-            cols["sp"] += [x["sp"] for x in periods]
-            cols["v"] += [x["v"] for x in periods]
-            cols["ql"] += [x["q"] for x in periods]
-    got = pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})
-    enc = pc.dictionary_encode(twin.column("period_end_utc").combine_chunks().cast(pa.timestamp("s")))
-    ends = pc.take(pc.strftime(enc.dictionary, format="%Y-%m-%dT%H:%M:%S+00:00"), enc.indices)
+    twin_path, t = twin
     want = pa.table(
         {
-            "m": twin.column("mpan_core"),
-            "q": twin.column("measurement_quantity"),
-            "sp": ends,
-            "v": fixed3(twin.column("consumption_kwh")),
-            "ql": twin.column("quality"),
+            "m": t.column("mpan_core"),
+            "q": t.column("measurement_quantity"),
+            "p": t.column("period_end_utc").cast(pa.timestamp("us", tz="UTC")),
+            "v": fixed3(t.column("consumption_kwh")),
+            "ql": t.column("quality"),
         }
     )
-    key = [(k, "ascending") for k in ("m", "q", "sp")]
-    if got.num_rows != want.num_rows or not got.sort_by(key).equals(want.cast(got.schema).sort_by(key)):
-        report.add(f"{path}: IF-021 content differs from {_json_twin(path)}")
+    have = pa.table(
+        {
+            "m": got.column("mpan_core"),
+            "q": got.column("measurement_quantity"),
+            "p": got.column("period_end_utc"),
+            "v": got.column("value"),
+            "ql": got.column("quality"),
+        }
+    ).cast(want.schema)
+    if not _same_rows(have, want):
+        report.add(f"{path}: IF-021 content differs from {twin_path}")
+
+
+def _same_rows(a: pa.Table, b: pa.Table) -> bool:
+    """The same rows, whatever their order."""
+    if a.num_rows != b.num_rows:
+        return False
+    key = [(c, "ascending") for c in a.column_names]
+    return a.sort_by(key).equals(b.select(a.column_names).sort_by(key))
+
+
+def _check_wide_content(report: ValidationReport, path: str, text: bytes, listed: dict, tables: dict, reg: pa.Table) -> None:
+    """A wide CSV is exactly the wide encoding of its participant's canonical rows, and every
+    MPAN in it is the participant's on the day of its line."""
+    rec = listed[path]
+    local = rec["format"] == "csv_wide_local"
+    suffix = next(s for s in (".wide_local.csv", ".wide.csv") if s in path)
+    twin = _long_twin(path, path[path.index(suffix) :], listed, tables)
+    try:
+        lines = pacsv.read_csv(
+            pa.BufferReader(text),
+            convert_options=pacsv.ConvertOptions(include_columns=["mpan_core", "settlement_date"], column_types={"mpan_core": pa.string(), "settlement_date": pa.date32()}),
+        )
+    except (pa.ArrowInvalid, KeyError) as exc:
+        report.add(f"{path}: cannot be read as a wide CSV: {exc}")
+        return
+    if rec["participant_role"] != "central" and lines.num_rows:
+        days = lines.column("settlement_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+        cores = _strings(lines.column("mpan_core"))
+        # A local day's lines may hold the last UTC hour of the day before (BST): a line is the
+        # participant's if the MPAN is on its own day or the one before.
+        unregistered, foreign = _foreign(cores, days, rec, reg)
+        if local:
+            u_prev, f_prev = _foreign(cores, days - np.timedelta64(1, "D"), rec, reg)
+            own = (~unregistered & ~foreign) | (~u_prev & ~f_prev)
+            unregistered &= u_prev
+            foreign = ~own & ~unregistered
+        _report_owners(report, path, "line(s)", cores, unregistered, foreign, rec)
+    if twin is None:
+        report.add(f"{path}: no Parquet or CSV twin to compare the wide CSV with")
+    elif text != encode_wide_csv(twin[1], local=local):
+        report.add(f"{path}: wide CSV content differs from the wide encoding of {twin[0]}")
+
+
+def _check_dcc(report: ValidationReport, dcc: dict[str, DccProfile], listed: dict, tables: dict, reg: pa.Table) -> None:
+    """Each DCC response is for the MPAN and service its name says, belongs to the data
+    service on every day it covers, and its LogEntries are the data service's own rows of that
+    MPAN and quantity over those days (Wh of the kWh), none missing."""
+    by_service: dict[str, list[str]] = defaultdict(list)
+    for path, profile in dcc.items():
+        rec = listed[path]
+        e = profile.entries
+        if not e.num_rows:
+            report.add(f"{path}: a DCC response without LogEntries")
+            continue
+        days = utc_settlement_day(e.column("period_end_utc").cast(pa.timestamp("us")).to_numpy())
+        first, last = days.min().astype(dt.date), days.max().astype(dt.date)
+        name = dcc_file_name(profile.mpan_core, profile.service_reference, first, last)
+        if path.rsplit("/", 1)[-1] != name:
+            report.add(f"{path}: holds {profile.mpan_core} {profile.service_reference} for {first}..{last}, so its name should be {name}")
+        cores = np.full(e.num_rows, profile.mpan_core)
+        unregistered, foreign = _foreign(cores, days, rec, reg)
+        _report_owners(report, path, "LogEntry(s)", cores, unregistered, foreign, rec)
+        by_service[rec["participant_id"]].append(path)
+    if not dcc:
+        return
+    enrolled = dcc_enrolled(reg)
+    services = sorted({listed[p]["participant_id"] for p in tables if listed[p]["participant_role"] == "data_service"} | set(by_service))
+    for pid in services:
+        paths = by_service.get(pid, [])
+        got = pa.concat_tables(
+            [
+                pa.table(
+                    {
+                        "m": pa.array(np.full(dcc[p].entries.num_rows, dcc[p].mpan_core), pa.string()),
+                        "q": pa.array(np.full(dcc[p].entries.num_rows, dcc[p].measurement_quantity), pa.string()),
+                        "p": dcc[p].entries.column("period_end_utc"),
+                        "wh": dcc[p].entries.column("wh"),
+                        "f": pa.array(np.full(dcc[p].entries.num_rows, p), pa.string()),
+                    }
+                )
+                for p in paths
+            ]
+            or [pa.table({"m": pa.array([], pa.string()), "q": pa.array([], pa.string()), "p": pa.array([], pa.timestamp("us", tz="UTC")), "wh": pa.array([], pa.int64()), "f": pa.array([], pa.string())})]
+        )
+        own = [
+            t for p, t in tables.items()
+            if listed[p]["participant_role"] == "data_service" and listed[p]["participant_id"] == pid
+            and listed[p]["dataset"] == "consumption" and (listed[p]["format"] == "parquet" or not _has_parquet_twin(p, listed))
+        ]  # fmt: skip
+        t = pa.concat_tables(own) if own else CONSUMPTION_SCHEMA.empty_table()
+        t = t.filter(pc.is_in(t.column("measurement_quantity"), value_set=pa.array(["AI", "AE"])))
+        # The rows DCC profile data must carry: AI and AE of Smart MPANs enrolled with DCC on the day.
+        cores = _strings(t.column("mpan_core"))
+        days = utc_settlement_day(t.column("period_end_utc").cast(pa.timestamp("us")).to_numpy())
+        u_cores, ci = np.unique(cores, return_inverse=True)
+        u_days, di = np.unique((days - EPOCH_DAY).astype(np.int64), return_inverse=True)
+        in_force = registrations_on_days(reg, u_cores, u_days)[ci, di] if t.num_rows else np.zeros(0, np.int64)
+        t = t.filter(pa.array((in_force >= 0) & enrolled[np.maximum(in_force, 0)]))
+        want = pa.table(
+            {
+                "m": t.column("mpan_core"),
+                "q": t.column("measurement_quantity"),
+                "p": t.column("period_end_utc").cast(pa.timestamp("us", tz="UTC")),
+                "wh": pa.array(kwh_to_wh(t.column("consumption_kwh").to_numpy()), pa.int64()),
+            }
+        )
+        keys = ["m", "q", "p", "wh"]
+        wrong = got.join(want, keys=keys, join_type="left anti")
+        missing = want.join(got.select(keys), keys=keys, join_type="left anti")
+        if wrong.num_rows:
+            files = sorted(pc.unique(wrong.column("f")).to_pylist())
+            report.add(
+                f"data_service/{pid}: {wrong.num_rows} LogEntry(s) that are not its consumption rows (Wh of kWh) "
+                f"in {len(files)} DCC response(s), e.g. {files[0]}"
+            )
+        if missing.num_rows:
+            report.add(
+                f"data_service/{pid}: {missing.num_rows} of its rows of DCC-enrolled MPANs missing from its DCC responses "
+                f"(e.g. MPAN {missing.column('m')[0]} {missing.column('q')[0]} at {missing.column('p')[0]})"
+            )
 
 
 def _twin(path: str) -> str:
@@ -354,24 +487,34 @@ def _reg_arrays(reg: pa.Table) -> dict[str, np.ndarray]:
     }
 
 
+def _foreign(cores: np.ndarray, days: np.ndarray, rec: dict, reg: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: no registration in force on its UTC settlement day (``datetime64[D]``), and
+    registered to another participant of the file's role (never for the central copy)."""
+    u_cores, ci = np.unique(cores, return_inverse=True)
+    u_days, di = np.unique((days.astype("datetime64[D]") - EPOCH_DAY).astype(np.int64), return_inverse=True)
+    in_force = registrations_on_days(reg, u_cores, u_days)[ci, di]
+    unregistered = in_force < 0
+    role = rec["participant_role"]
+    if role == "central":
+        return unregistered, np.zeros_like(unregistered)
+    owner = _reg_arrays(reg)[role][np.maximum(in_force, 0)]
+    return unregistered, (owner != rec["participant_id"]) & ~unregistered
+
+
+def _report_owners(report: ValidationReport, path: str, what: str, cores: np.ndarray, unregistered: np.ndarray, foreign: np.ndarray, rec: dict) -> None:
+    if unregistered.any():
+        report.add(f"{path}: {int(unregistered.sum())} {what} on days with no registration in force (e.g. MPAN {cores[unregistered][0]})")
+    if foreign.any():
+        report.add(f"{path}: {int(foreign.sum())} {what} belong to another {rec['participant_role']} (e.g. MPAN {cores[foreign][0]})")
+
+
 def _check_ownership(report: ValidationReport, path: str, t: pa.Table, rec: dict, reg: pa.Table) -> None:
-    role, pid = rec["participant_role"], rec["participant_id"]
     if t.num_rows == 0:
         return
     cores = _strings(t.column("mpan_core"))
-    days = (utc_settlement_day(t.column("period_end_utc").cast(pa.timestamp("us")).to_numpy()) - EPOCH_DAY).astype(np.int64)
-    u_cores, ci = np.unique(cores, return_inverse=True)
-    u_days, di = np.unique(days, return_inverse=True)
-    in_force = registrations_on_days(reg, u_cores, u_days)[ci, di]
-    unregistered = in_force < 0
-    if unregistered.any():
-        report.add(f"{path}: {int(unregistered.sum())} row(s) on days with no registration in force (e.g. MPAN {cores[unregistered][0]})")
-    if role == "central":
-        return
-    owner = _reg_arrays(reg)[role][np.maximum(in_force, 0)]
-    foreign = (owner != pid) & ~unregistered
-    if foreign.any():
-        report.add(f"{path}: {int(foreign.sum())} row(s) belong to another {role} (e.g. MPAN {cores[foreign][0]} -> {owner[foreign][0]})")
+    days = utc_settlement_day(t.column("period_end_utc").cast(pa.timestamp("us")).to_numpy())
+    unregistered, foreign = _foreign(cores, days, rec, reg)
+    _report_owners(report, path, "row(s)", cores, unregistered, foreign, rec)
 
 
 def _check_registration_ownership(report: ValidationReport, path: str, t: pa.Table, rec: dict) -> None:

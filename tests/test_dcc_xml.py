@@ -446,3 +446,47 @@ def test_dictionary_mpan_cores_are_checked_per_used_entry(fortnight):
     )
     with pytest.raises(ValueError, match="must not be null"):
         encode_dcc_profile_responses(null_value, request_timestamp_utc=REQUEST_UTC)
+
+
+def test_reader_gives_back_each_documents_mpan_service_and_entries(fortnight):
+    from mhhs_pipeline.formats.readers import read_dcc_profile
+
+    table, docs = fortnight
+    want = expected_by_key(table)
+    seen = {}
+    for doc in docs:
+        profile = read_dcc_profile(doc.xml_bytes)
+        assert (profile.mpan_core, profile.service_reference) == (doc.mpan_core, doc.service_reference)
+        assert profile.entries.num_rows == doc.n_values
+        for end, wh in zip(profile.entries.column("period_end_utc").to_pylist(), profile.entries.column("wh").to_pylist(), strict=True):
+            seen[(profile.mpan_core, profile.measurement_quantity, end)] = wh
+    assert seen == want
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_reader_refuses_damage_with_a_format_error_only(fortnight, data):
+    from mhhs_pipeline.formats.readers import FormatError, read_dcc_profile
+
+    _, docs = fortnight
+    text = docs[0].xml_bytes
+    cut = text.index(b"</ra:LogEntry>", 2000) + len(b"</ra:LogEntry>")  # a few whole entries: well formed
+    body = bytearray(text[:cut] + b"\n" + text[text.rindex(b"</ra:ReadActiveImportProfileDataRsp>") :])
+    assert read_dcc_profile(bytes(body)).entries.num_rows >= 5
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(body) - 1))
+        body[i] = data.draw(st.sampled_from(b"<>/:&;\"'0aZ\x00\xff -"))
+    try:
+        read_dcc_profile(bytes(body))
+    except FormatError as exc:
+        assert str(exc)
+
+
+def test_reader_refuses_entity_declarations(fortnight):
+    from mhhs_pipeline.formats.readers import FormatError, read_dcc_profile
+
+    _, docs = fortnight
+    lol = b'<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    bomb = docs[0].xml_bytes.replace(b"<ra:GBCSResponse", lol + b"\n<ra:GBCSResponse", 1)
+    with pytest.raises(FormatError, match="DTD"):
+        read_dcc_profile(bomb)

@@ -752,3 +752,39 @@ def test_sparse_timestamps_give_the_same_bytes(mpan_info):
     second, n2 = encode_if021(late, mpan_info, **kw)
     assert n == n1 + n2
     assert body == first[:-1] + b"," + second[1:]
+
+
+def test_reader_gives_back_every_value_the_encoder_wrote(consumption, encoded):
+    from mhhs_pipeline.formats.readers import read_if021
+    from mhhs_pipeline.formats.tabular import fixed3
+
+    got = read_if021(encoded[0])
+    assert got.num_rows == encoded[1] == consumption.num_rows
+    want = pa.table(
+        {
+            "mpan_core": consumption.column("mpan_core"),
+            "measurement_quantity": consumption.column("measurement_quantity"),
+            "period_end_utc": consumption.column("period_end_utc"),
+            "value": fixed3(consumption.column("consumption_kwh")),
+            "quality": consumption.column("quality"),
+        }
+    )
+    key = [(c, "ascending") for c in ("mpan_core", "measurement_quantity", "period_end_utc")]
+    assert got.select(want.column_names).sort_by(key).equals(want.cast(got.select(want.column_names).schema).sort_by(key))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_reader_refuses_damage_with_a_format_error_only(encoded, data):
+    from mhhs_pipeline.formats.readers import FormatError, read_if021
+
+    first = json.loads(encoded[0])[0]
+    first["payload"]["CustomBlock"]["B900"]["settlementDayConsumptionPeriods"] = first["payload"]["CustomBlock"]["B900"]["settlementDayConsumptionPeriods"][:1]
+    body = bytearray(json.dumps([first]).encode())
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(body) - 1))
+        body[i] = data.draw(st.sampled_from(b'{}[]",:0aZ\x00\xff '))
+    try:
+        read_if021(bytes(body))
+    except FormatError as exc:
+        assert str(exc)

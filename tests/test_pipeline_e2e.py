@@ -195,3 +195,99 @@ def test_external_scheduler_with_two_worker_processes(tmp_path):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def _resign(dst, path, data, rows=None, new_path=None, participant_id=None):
+    """Tamper as an insider would: the manifest is rewritten to match the changed file."""
+    import hashlib
+
+    m = json.loads((dst / "manifest.json").read_text())
+    rec = next(f for f in m["files"] if f["path"] == path)
+    rec["bytes"], rec["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    rec["rows"] = rec["rows"] if rows is None else rows
+    target = dst / (new_path or path)
+    if new_path:
+        (dst / path).unlink()
+        rec["path"], rec["participant_id"] = new_path, participant_id
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    (dst / "manifest.json").write_text(json.dumps(m))
+
+
+def _files(dst, **where):
+    m = json.loads((dst / "manifest.json").read_text())
+    return [f for f in m["files"] if all(f[k] == v for k, v in where.items())]
+
+
+def _errors(dst):
+    from mhhs_pipeline.validate import validate_run
+
+    report = validate_run(str(dst))
+    assert not report.ok
+    return "\n".join(report.errors)
+
+
+def test_validate_rejects_a_foreign_mpan_in_a_suppliers_if021(small_run, tmp_path):
+    _, run_dir, _ = small_run
+    dst = _copy(run_dir, tmp_path, "if021")
+    sup = _files(dst, participant_role="supplier", format="if021_json")
+    mine, other = sup[0], next(f for f in sup if f["participant_id"] != sup[0]["participant_id"])
+    messages = json.loads((dst / mine["path"]).read_text())
+    stolen = json.loads((dst / other["path"]).read_text())[0]
+    messages.append(stolen)
+    n = sum(len(d["consumptionPeriods"]) for msg in messages for d in msg["payload"]["CustomBlock"]["B900"]["settlementDayConsumptionPeriods"])
+    _resign(dst, mine["path"], json.dumps(messages).encode(), rows=n)
+    errors = _errors(dst)
+    core = stolen["payload"]["CommonBlock"]["M0"]["MPANCore"]
+    assert f"{mine['path']}: " in errors and "belong to another supplier" in errors and core in errors
+    assert f"{mine['path']}: IF-021 content differs" in errors
+    assert "IF-021 periods, manifest says" not in errors  # the count was re-signed: only the content check can catch it
+
+
+def test_validate_rejects_a_foreign_line_in_a_wide_csv(small_run, tmp_path):
+    _, run_dir, _ = small_run
+    dst = _copy(run_dir, tmp_path, "wide")
+    for fmt in ("csv_wide", "csv_wide_local"):
+        sup = _files(dst, participant_role="supplier", format=fmt)
+        mine, other = sup[0], next(f for f in sup if f["participant_id"] != sup[0]["participant_id"])
+        lines = (dst / mine["path"]).read_bytes().splitlines(keepends=True)
+        stolen = (dst / other["path"]).read_bytes().splitlines(keepends=True)[1]
+        data = b"".join([*lines, stolen])
+        values = sum(1 for v in stolen.decode().rstrip().split(",")[4:] if v and v[0].isdigit())
+        _resign(dst, mine["path"], data, rows=mine["rows"] + values)
+        errors = _errors(dst)
+        assert f"{mine['path']}: 1 line(s) belong to another supplier (e.g. MPAN {stolen.split(b',')[0].decode()})" in errors
+        assert f"{mine['path']}: wide CSV content differs" in errors
+        assert "values in the wide CSV, manifest says" not in errors
+
+
+def test_validate_rejects_a_dcc_response_moved_to_another_data_service(small_run, tmp_path):
+    _, run_dir, _ = small_run
+    dst = _copy(run_dir, tmp_path, "dcc-move")
+    dcc = _files(dst, participant_role="data_service", format="dcc_xml")
+    moved = dcc[0]
+    to = next(f["participant_id"] for f in dcc if f["participant_id"] != moved["participant_id"])
+    new_path = f"data_service/{to}/dcc_profile_data/{moved['path'].rsplit('/', 1)[1]}"
+    _resign(dst, moved["path"], (dst / moved["path"]).read_bytes(), new_path=new_path, participant_id=to)
+    errors = _errors(dst)
+    core = moved["path"].rsplit("/", 1)[1].split("_")[0]
+    assert f"{new_path}: " in errors and "LogEntry(s) belong to another data_service" in errors and core in errors
+    lost = f"data_service/{moved['participant_id']}: {moved['rows']} of its rows of DCC-enrolled MPANs missing from its DCC responses (e.g. MPAN {core}"
+    assert lost in errors
+    assert f"data_service/{to}: {moved['rows']} LogEntry(s) that are not its consumption rows" in errors
+
+
+def test_validate_rejects_a_changed_dcc_value_and_a_dtd(small_run, tmp_path):
+    _, run_dir, _ = small_run
+    dst = _copy(run_dir, tmp_path, "dcc-value")
+    first, second = _files(dst, participant_role="data_service", format="dcc_xml")[:2]
+    text = (dst / first["path"]).read_text()
+    i = text.index("<ra:PrimaryValue>") + len("<ra:PrimaryValue>") if "<ra:PrimaryValue>" in text else text.index("<ra:ActiveEnergyExportedValue>") + 30
+    j = text.index("<", i)
+    text = text[:i] + str(int(text[i:j]) + 7) + text[j:]
+    _resign(dst, first["path"], text.encode())
+    bomb = (dst / second["path"]).read_text().replace("<ra:GBCSResponse", '<!DOCTYPE x [<!ENTITY a "aaaa">]>\n<ra:GBCSResponse', 1)
+    _resign(dst, second["path"], bomb.encode())
+    errors = _errors(dst)
+    assert "1 LogEntry(s) that are not its consumption rows" in errors and first["path"] in errors
+    assert f"{second['path']}: carries a DTD" in errors

@@ -313,3 +313,11 @@ def in_force(registrations: pa.Table, first_day: dt.date, last_day: dt.date) -> 
     to = registrations.column("effective_to")
     still_open = pc.or_kleene(pc.is_null(to), pc.greater_equal(to, pa.scalar(first_day, pa.date32())))
     return registrations.filter(pc.and_kleene(starts_in_time, still_open))
+
+
+def dcc_enrolled(registrations: pa.Table) -> np.ndarray:
+    """Per registration row: a Smart meter enrolled with DCC (service flag A), so its import
+    and export are read as DCC profile data."""
+    flag = np.asarray(registrations.column("dcc_service_flag").to_numpy(zero_copy_only=False)).astype(str)
+    seg = np.asarray(registrations.column("market_segment").to_numpy(zero_copy_only=False)).astype(str)
+    return (flag == "A") & (seg == "S")

@@ -94,6 +94,7 @@ __all__ = [
     "esme_device_id",
     "iter_dcc_profile_chunks",
     "iter_dcc_profile_responses",
+    "kwh_to_wh",
 ]
 
 # maxOccurs of LogEntry in MMC Schema V5.4: ReadActiveImportProfileDataRsp (397 days x 48, the
@@ -410,7 +411,7 @@ def _rows(consumption: pa.Table) -> _Rows | None:
     if np.any(end_us % _US_PER_HALF_HOUR):
         raise ValueError("period_end_utc must fall on UTC half-hour boundaries")
     end_hh = end_us // _US_PER_HALF_HOUR
-    wh = _kwh_to_wh(kwh.to_numpy())
+    wh = kwh_to_wh(kwh.to_numpy())
     del end_us, kwh, mpan
 
     # MPAN-major order (the generator's own order, so usually no sort is needed).
@@ -497,7 +498,7 @@ def _mpan_numbers(mpan: pa.Array) -> np.ndarray:
     return numbers[indices]
 
 
-def _kwh_to_wh(kwh: np.ndarray) -> np.ndarray:
+def kwh_to_wh(kwh: np.ndarray) -> np.ndarray:
     """Whole Wh, round half up: floor(kWh*1000 + 0.5) after snapping to 6 decimals."""
     kwh = np.asarray(kwh, dtype=np.float64)
     if not np.all(np.isfinite(kwh)):

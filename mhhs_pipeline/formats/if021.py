@@ -132,9 +132,9 @@ DIP_ROLE_PREFIX: dict[str, str] = {
 _ROLE_BY_SEGMENT = {"S": "SDS", "A": "ADS", "U": "UMSDS"}
 _ROLE_BY_CONNECTION_TYPE = {"W": "SDS", "L": "ADS", "H": "ADS", "E": "ADS", "U": "UMSDS"}
 
-_MPID_RE = re.compile(r"^[A-Z0-9]{4}$")
-_MPAN_RE = re.compile(r"^\d{13}$")
-_DISTRIBUTOR_RE = re.compile(r"^\d{2}$")
+_MPID_RE = re.compile(r"[A-Z0-9]{4}")  # used with fullmatch: "$" would take a trailing newline
+_MPAN_RE = re.compile(r"[0-9]{13}")
+_DISTRIBUTOR_RE = re.compile(r"[0-9]{2}")
 _US_PER_HALF_HOUR = 30 * 60 * 1_000_000
 _HALF_HOURS_PER_DAY = 48
 _MAX_MILLI_KWH = 999_999_999_999  # 9 integer digits, 3 decimals
@@ -157,7 +157,7 @@ def dip_participant_id(mpid: str, role: str) -> str:
     (MPID, role), reversible, and all decimal digits (so also valid hex for the
     senderUniqueReference pattern).
     """
-    if not isinstance(mpid, str) or not _MPID_RE.match(mpid):
+    if not isinstance(mpid, str) or not _MPID_RE.fullmatch(mpid):
         raise ValueError(f"MPID {mpid!r} is not 4 upper-case letters or digits")
     if role not in DIP_ROLE_PREFIX:
         raise ValueError(f"DIP role {role!r} is not one of {sorted(DIP_ROLE_PREFIX)}")
@@ -171,7 +171,7 @@ def _dip_id(mpid: str, role: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _ldso_dip_id(distributor_id: str) -> str:
-    if not isinstance(distributor_id, str) or not _DISTRIBUTOR_RE.match(distributor_id):
+    if not isinstance(distributor_id, str) or not _DISTRIBUTOR_RE.fullmatch(distributor_id):
         raise ValueError(f"distributor_id {distributor_id!r} is not 2 digits")
     return dip_participant_id(
         LDSO_BY_DISTRIBUTOR.get(distributor_id, f"00{distributor_id}"), "LDSO"
@@ -483,7 +483,7 @@ def _write_messages(
     # --- integer keys: issuer, MPAN rank, MQ rank, half-hour index -----------------------
     mpan_codes, mpan_values = _string_codes(consumption.column("mpan_core"), rows)
     used_mpans = _used(mpan_codes, mpan_values)
-    bad = [m for m in used_mpans if not isinstance(m, str) or not _MPAN_RE.match(m)]
+    bad = [m for m in used_mpans if not isinstance(m, str) or not _MPAN_RE.fullmatch(m)]
     if bad:
         raise ValueError(f"MPAN cores must be 13 digits: {bad[:5]}")
     mpan_rank, mpans_sorted = _ranks(mpan_codes, mpan_values, sorted)
