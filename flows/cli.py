@@ -123,9 +123,10 @@ def _clean_errors(handler):
     def run(args: argparse.Namespace) -> int:
         from mhhs_pipeline.distributed import ClusterUnavailable
         from mhhs_pipeline.io.claim import RunClaimedError
+        from mhhs_pipeline.io.extract import ExtractError
         from mhhs_pipeline.runner import UnitError
 
-        _quiet_tracebacks((RunClaimedError, ClusterUnavailable, OSError, UnitError))
+        _quiet_tracebacks((RunClaimedError, ClusterUnavailable, OSError, UnitError, ExtractError))
         try:
             return handler(args)
         except (RunClaimedError, ClusterUnavailable) as exc:

@@ -59,9 +59,10 @@ def scenario_overrides(start: dt.date | None, end: dt.date | None, seed: int | N
 
 
 def _transient(task, task_run, state) -> bool:
-    """Retry only what a retry can mend: not a full disk, a read-only folder, a denied bucket."""
+    """Retry only what a retry can mend: not a full disk, a read-only folder, a denied bucket,
+    nor bad input (a ValueError: the same extract or scenario fails the same way again)."""
     exc = getattr(state, "data", None)
-    return not (isinstance(exc, BaseException) and is_permanent(exc))
+    return not (isinstance(exc, BaseException) and (is_permanent(exc) or isinstance(exc, ValueError)))
 
 
 RETRY = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=1), "retry_condition_fn": _transient}

@@ -19,7 +19,7 @@ from mhhs_pipeline.core.participants import CENTRAL_ID
 from mhhs_pipeline.formats.participant_readme import participant_readme
 from mhhs_pipeline.formats.tabular import encode_parquet
 from mhhs_pipeline.io.consumption_extract import cleanse_consumption
-from mhhs_pipeline.io.extract import cleanse_registrations
+from mhhs_pipeline.io.extract import ExtractError, cleanse_registrations
 from mhhs_pipeline.io.paths import UnsafePathError, check_run_id, participant_prefix
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.plan import plan_units, select_units
@@ -95,6 +95,12 @@ def cleanse_inputs(loaded: LoadedScenario) -> CleansedInputs | None:
     if not url:
         return None
     reg, quarantine, out = cleanse_registrations(url, seed=loaded.scenario.seed, population=loaded.scenario.population)
+    if reg.num_rows == 0:
+        # A run of no MPANs would land a manifest that validate rightly rejects.
+        raise ExtractError(
+            f"the registration extract {url} has no usable registration ({out.stats.reconciliation_line()}): "
+            f"nothing to generate; `mhhs-pipeline cleanse {url} --out URL` lands every rejected row with its reason"
+        )
     stats = {**out.stats.to_dict(), "reconciliation": out.stats.reconciliation_line()}
     report = out.report_markdown
     actual = c_quarantine = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ from mhhs_pipeline.formats.tabular import decode_csv, fixed3
 from mhhs_pipeline.formats.wide import encode_wide_csv
 from mhhs_pipeline.io.paths import UnsafePathError, participant_prefix
 from mhhs_pipeline.io.store import MANIFEST, store_for_run_url
+from mhhs_pipeline.spec.manifest import ManifestError, parse_manifest
 
 _SCHEMAS = {
     "consumption": CONSUMPTION_SCHEMA,
@@ -59,6 +61,8 @@ _ROLES_OF = {
 }
 _TABULAR = ("parquet", "csv")
 MAX_ERRORS_PER_CHECK = 20
+# What a damaged file raises when decompressed or decoded (gzip, zstd, Arrow, CSV).
+_UNREADABLE = (pa.ArrowInvalid, ValueError, OSError, EOFError, zlib.error)
 
 
 @dataclass
@@ -94,26 +98,54 @@ def _strings(col) -> np.ndarray:
     return np.asarray(col.to_numpy(zero_copy_only=False)).astype(str)
 
 
-def validate_run(run_url: str) -> ValidationReport:
-    report = ValidationReport(run_url)
-    store = store_for_run_url(run_url)
+def _read_manifest(report: ValidationReport, run_url: str):
+    """(store, manifest dict, checked model), or None with the reason in the report."""
+    if run_url.rstrip("/") == MANIFEST or run_url.rstrip("/").endswith("/" + MANIFEST):
+        report.add(f"{run_url} is the manifest itself; give its run directory: {run_url.rstrip('/')[: -len(MANIFEST)].rstrip('/') or '.'}")
+        return None
+    try:
+        store = store_for_run_url(run_url)
+    except ValueError:
+        report.add(f"{run_url!r} is not a run directory: give <out>/<run_id>")
+        return None
     try:
         manifest = store.read_manifest()
     except FileNotFoundError:
         report.add(f"no {MANIFEST}: the run is incomplete, failed, or {run_url} is not a run directory")
-        return report
+        return None
+    except (NotADirectoryError, IsADirectoryError):
+        report.add(f"{run_url} is not a run directory (a file, or {MANIFEST} is a folder)")
+        return None
+    except PermissionError:
+        report.add(f"{run_url}/{MANIFEST} cannot be read: permission denied")
+        return None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         report.add(f"{MANIFEST} is not valid JSON: {exc}")
+        return None
+    except RecursionError:
+        report.add(f"{MANIFEST} is nested too deeply to be a manifest")
+        return None
+    try:
+        model = parse_manifest(manifest)
+    except ManifestError as exc:
+        for problem in exc.problems[:MAX_ERRORS_PER_CHECK]:
+            report.add(f"{MANIFEST}: {problem}")
+        return None
+    return store, manifest, model
+
+
+def validate_run(run_url: str) -> ValidationReport:
+    report = ValidationReport(run_url)
+    read = _read_manifest(report, run_url)
+    if read is None:
         return report
-    for key in ("run_id", "seed", "scenario_sha256", "window", "files"):
-        if key not in manifest:
-            report.add(f"{MANIFEST} lacks '{key}'")
-    if not report.ok:
-        return report
+    store, manifest, model = read
     if manifest["run_id"] != store.run_id:
         report.add(f"{MANIFEST} says run_id {manifest['run_id']!r} but the directory is {store.run_id!r}")
-    window_start = dt.date.fromisoformat(manifest["window"]["start"])
-    window_end = dt.date.fromisoformat(manifest["window"]["end"])
+    cleansing_run = manifest.get("generator", {}).get("command") == "cleanse" if isinstance(manifest.get("generator"), dict) else False
+    if model.window is None and not cleansing_run:
+        report.add(f"{MANIFEST}: window is null, but only a cleansing run that kept no rows has no window")
+        return report
 
     listed = {f["path"]: f for f in manifest["files"]}
     present = set(store.list_files()) - {MANIFEST}
@@ -151,8 +183,12 @@ def validate_run(run_url: str) -> ValidationReport:
                     report.add(f"{path}: {table.num_rows} IF-021 periods, manifest says {rec['rows']}")
                 if021[path] = table
         elif rec["format"] in ("csv_wide", "csv_wide_local"):
-            wide[path] = decompress(data, path)
-            _check_wide(report, path, wide[path], rec)
+            try:
+                wide[path] = decompress(data, path)
+                _check_wide(report, path, wide[path], rec)
+            except _UNREADABLE as exc:
+                report.add(f"{path}: cannot be read as a wide CSV: {exc}")
+                wide.pop(path, None)
         elif rec["format"] == "dcc_xml":
             profile = _read(report, path, read_dcc_profile, data)
             if profile is not None:
@@ -164,7 +200,7 @@ def validate_run(run_url: str) -> ValidationReport:
         if rec["dataset"] in _SCHEMAS and rec["format"] in _TABULAR:
             try:
                 table = _decode(data, rec["format"], rec["dataset"], path)
-            except (pa.ArrowInvalid, ValueError) as exc:
+            except _UNREADABLE as exc:
                 report.add(f"{path}: cannot be read as {rec['format']}: {exc}")
                 continue
             problems = same_columns(table.schema, _SCHEMAS[rec["dataset"]])
@@ -180,7 +216,7 @@ def validate_run(run_url: str) -> ValidationReport:
     if central_reg is None:
         report.add("no central registrations file: cannot check participant ownership or completeness")
         return report
-    if manifest.get("generator", {}).get("command") == "cleanse":
+    if cleansing_run:
         # A cleansing run lands registrations, quarantine and a report: no consumption.
         cleansing = manifest.get("cleansing", {})
         q_rows = sum(f["rows"] for f in manifest["files"] if f["dataset"] == "quarantine" and f["participant_role"] == "central")
@@ -222,7 +258,7 @@ def validate_run(run_url: str) -> ValidationReport:
         for role in roles:
             if totals.get((role, dataset), 0) != central:
                 report.add(f"{dataset}: {role} slices hold {totals.get((role, dataset), 0)} rows, central holds {central}")
-    _check_completeness(report, central_reg, central_counts, window_start, window_end)
+    _check_completeness(report, central_reg, central_counts, model.window.start, model.window.end)
     return report
 
 

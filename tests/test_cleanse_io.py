@@ -272,6 +272,10 @@ def test_header_only_extract_is_processed(tmp_path, capsys):
     assert code == 0 and "rows in 0 = clean 0 + quarantined 0 + merged duplicates 0" in capsys.readouterr().out
     manifest = json.loads((run / "manifest.json").read_text())
     assert [f["rows"] for f in manifest["files"]] == [0, 0, 0] and manifest["window"] is None
+    from mhhs_pipeline.validate import validate_run
+
+    report = validate_run(str(run))  # a complete cleansing run of nothing: valid, no crash on window null
+    assert report.ok, report.render()
 
 
 def test_fsspec_urls_in_and_out():

@@ -56,6 +56,22 @@ def test_unreadable_extract_fails_fast_without_manifest(tmp_path):
     assert not (tmp_path / "land").exists()
 
 
+@pytest.mark.parametrize("rows", ["header only", "all rejected"])
+def test_an_extract_without_one_usable_registration_is_refused_up_front(tmp_path, rows):
+    r = synthesise_registrations(scenario(), 0, 3).to_pandas().drop(columns=["archetype", "provenance"])
+    if rows == "header only":
+        r = r.iloc[:0]
+    else:
+        r["mpan_core"] = "not-an-mpan"
+    extract = tmp_path / "extract.csv"
+    r.to_csv(extract, index=False)
+    res = run_cli(["run", str(QUICKSTART), "--registrations", str(extract), "--out", str(tmp_path / "land"), "--run-id", "ex", "--no-progress"], tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "has no usable registration" in res.stderr and f"quarantined {0 if rows == 'header only' else 3}" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    assert not (tmp_path / "land").exists()  # nothing landed, not even an empty run folder
+
+
 def test_run_with_actual_consumption_passes_actuals_through_and_fills_gaps(tmp_path):
     import datetime as dt
 

@@ -126,5 +126,5 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(tmp_path):
 
 def test_a_scenario_path_that_is_a_folder_is_one_line(tmp_path):
     line = _one_line_error(run_cli(["run", str(ROOT / "configs"), "--out", str(tmp_path / "o"), *TINY], tmp_path))
-    assert line == f"mhhs-pipeline: cannot read the scenario {ROOT / 'configs'}: Is a directory"
+    assert line == f"mhhs-pipeline: {ROOT / 'configs'} is a directory; give the scenario's YAML file"
     assert not (tmp_path / "o").exists()

@@ -58,6 +58,7 @@ class RunClaim:
         self._local = "file" in protocols or "local" in protocols
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._made: list[str] = []  # local folders the claim created, deepest first
 
     def _body(self, started: str | None = None) -> bytes:
         now = _now().isoformat()
@@ -67,7 +68,13 @@ class RunClaim:
         """Create the claim if none exists; False if one does."""
         body = self._body()
         if self._local:
+            folder = posixpath.dirname(self.path)
+            missing = []
+            while folder and not os.path.exists(folder):
+                missing.append(folder)
+                folder = posixpath.dirname(folder)
             os.makedirs(posixpath.dirname(self.path), exist_ok=True)
+            self._made = missing + self._made  # deepest first
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
@@ -140,6 +147,13 @@ class RunClaim:
         held = self.holder()
         if held is not None and held.get("token") == self.token:
             self.fs.rm_file(self.path)
+        # A claim given back before anything was written (a probe, or a run refused up
+        # front) leaves no empty folders behind; a folder with anything in it stays.
+        for folder in self._made:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
 
     def __enter__(self) -> RunClaim:
         return self.acquire()
