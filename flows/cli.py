@@ -160,7 +160,29 @@ def _quiet_tracebacks(kinds: tuple[type[BaseException], ...]) -> None:
         logging.getLogger(name).addFilter(_NoTraceback(kinds))
 
 
+class _ShutdownNoise(logging.Filter):
+    """The embedded Prefect server's SQLite pool, stopped with the process, logs "Exception
+    closing connection" with a CancelledError traceback (PrefectHQ/prefect#16504): the
+    connection was being closed anyway, and a user reads the traceback as a failed run.
+    Only that record is dropped; any other pool error still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import asyncio
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, asyncio.CancelledError) and record.getMessage().startswith("Exception closing connection"))
+
+
+SQLALCHEMY_POOLS = ("NullPool", "AsyncAdaptedQueuePool", "QueuePool", "StaticPool", "SingletonThreadPool")
+
+
+def _quiet_shutdown() -> None:
+    for pool in SQLALCHEMY_POOLS:
+        logging.getLogger(f"sqlalchemy.pool.impl.{pool}").addFilter(_ShutdownNoise())
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_shutdown()
     return cli.main(argv, flow_handlers={"run": _clean_errors(_run), "drip": _clean_errors(_drip)})
 
 

@@ -207,6 +207,8 @@ MALFORMED = {
     "ragged": (_ragged, "line 3: 15 field(s) where the header has 17; give every row all the header's fields"),
     "extra_field": (lambda p: _ragged(p, 2, extra=True), "line 2: 18 field(s) where the header has 17; quote values"),
     "truncated_csv": (_truncated_csv, "line 3: 10 field(s) where the header has 17; the file looks truncated"),
+    "huge_line": (lambda p: p.write_text(csv_text([BASE]) + "x" * 3_000_000 + "\n"), "line 3: a field longer than 131,072 characters"),
+    "unclosed_quote": (lambda p: p.write_text(csv_text([BASE]) + '"' + csv_text([BASE] * 3000)), "line 3: a field longer than"),
     "truncated_parquet": (_truncated_parquet, "truncated Parquet"),
     "corrupt_parquet": (_corrupt_parquet, "is damaged after row 0"),
     "nested_parquet": (_nested_parquet, "column 16 ('archetype') has type list<element: string>"),

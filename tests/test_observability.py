@@ -51,3 +51,27 @@ def test_a_failing_unit_names_its_id_mpans_and_days_across_processes(tmp_path):
     message = str(err.value)
     assert message.startswith("unit s000000000-d20261019 (sites 0-59, MPANs 1")
     assert "days 2026-10-19..2026-11-01) failed: NotADirectoryError" in message
+
+
+def test_the_embedded_servers_shutdown_cancellation_is_not_shown_but_other_pool_errors_are(caplog):
+    import asyncio
+    import logging
+
+    from flows.cli import SQLALCHEMY_POOLS, _quiet_shutdown
+
+    _quiet_shutdown()
+    caplog.set_level(logging.ERROR)
+    for pool in SQLALCHEMY_POOLS:
+        log = logging.getLogger(f"sqlalchemy.pool.impl.{pool}")
+        try:
+            raise asyncio.CancelledError()
+        except asyncio.CancelledError:
+            log.error("Exception closing connection %r", "<AdaptedConnection>", exc_info=True)
+        try:
+            raise OSError("disk I/O error")
+        except OSError:
+            log.error("Exception closing connection %r", "<AdaptedConnection>", exc_info=True)
+            log.error("Exception during reset or similar", exc_info=True)
+    shown = [(r.name, r.exc_info[0].__name__) for r in caplog.records]
+    assert len(shown) == 2 * len(SQLALCHEMY_POOLS)
+    assert all(kind == "OSError" for _, kind in shown)

@@ -134,17 +134,30 @@ class Extract:
         with self.fs.open(self.path, "rb") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
             reader = csv.reader(text, delimiter=self.delimiter)
-            next(reader, None)
-            for row in reader:
-                if row and len(row) != expected:
-                    got, line = len(row), reader.line_num
-                    if got > expected:
-                        hint = "quote values that contain the delimiter, or remove the extra fields"
-                    elif next(reader, None) is None:
-                        hint = "the file looks truncated: re-export or re-upload it completely"
-                    else:
-                        hint = "give every row all the header's fields (empty is fine) and check quoting"
-                    return self.fail(f"line {line}: {got} field(s) where the header has {expected}; {hint}")
+            last = 0  # the line the last whole record ended on
+            try:
+                next(reader, None)
+                last = reader.line_num
+                for row in reader:
+                    last = reader.line_num
+                    if row and len(row) != expected:
+                        got, line = len(row), reader.line_num
+                        if got > expected:
+                            hint = "quote values that contain the delimiter, or remove the extra fields"
+                        elif next(reader, None) is None:
+                            hint = "the file looks truncated: re-export or re-upload it completely"
+                        else:
+                            hint = "give every row all the header's fields (empty is fine) and check quoting"
+                        return self.fail(f"line {line}: {got} field(s) where the header has {expected}; {hint}")
+            except csv.Error as exc:
+                # The csv module stops at a field over its limit (128 KiB): no registration
+                # field is that long, so it is an unclosed quote or a file without line breaks.
+                if "field larger than field limit" in str(exc):
+                    return self.fail(
+                        f"line {last + 1}: a field longer than {csv.field_size_limit():,} characters; "
+                        "a registration field is never that long: look for an unclosed quote or missing line breaks"
+                    )
+                return self.fail(f"line {last + 1}: cannot be parsed as CSV ({exc}); check quoting and re-export it")
         short = arrow_message.splitlines()[0][:200]
         return self.fail(f"cannot be parsed as CSV ({short}); check quoting and re-export it")
 
