@@ -320,7 +320,7 @@ class ConsumptionStats:
             raise ReconciliationError(f"consumption cleansing lost or invented records: {self.reconciliation_line()}")
 
     def add_bucket(self, routes: pa.Table, status: np.ndarray, masks: np.ndarray) -> None:
-        count_bucket(self, routes, status, masks, CONSUMPTION_CHECKS.code_counts, CONSUMPTION_CHECKS.codes_of)
+        count_bucket(self, routes, status, masks, CONSUMPTION_CHECKS.codes_of)
 
     def merge(self, other: ConsumptionStats) -> None:
         for name in ("rows_in", "clean", "quarantined", "merged"):

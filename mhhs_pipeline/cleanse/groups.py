@@ -52,7 +52,7 @@ class Resolution:
     status: np.ndarray  # int8 CLEAN | QUARANTINED | MERGED per row
 
 
-def _same_as_previous(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+def same_as_previous(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """For sorted values: row i equals row i-1 (null equals null). Length n-1."""
     a = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     x, y = a.slice(1), a.slice(0, len(a) - 1)
@@ -88,7 +88,7 @@ def _resolve_keyed(table: pa.Table, keyed: np.ndarray, final: np.ndarray, status
     if m > 1:
         same = np.ones(m - 1, dtype=bool)
         for c in compare:
-            same &= _same_as_previous(srt.column(c))
+            same &= same_as_previous(srt.column(c))
         dup[1:] = same
     group = np.cumsum(~dup) - 1
     survivors = np.flatnonzero(~dup)  # sorted positions; still ordered by (MPAN, from, to, ...)
@@ -123,7 +123,7 @@ def _period_faults(t: pa.Table) -> np.ndarray:
     )
     same_mpan = np.zeros(k, dtype=bool)
     if k > 1:
-        same_mpan[1:] = _same_as_previous(t.column("mpan_core"))
+        same_mpan[1:] = same_as_previous(t.column("mpan_core"))
     same_key = same_mpan.copy()
     same_key[1:] &= frm[1:] == frm[:-1]
     new_key = ~same_key

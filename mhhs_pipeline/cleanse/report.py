@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mhhs_pipeline.cleanse.groups import CLEAN, MERGED, QUARANTINED
-from mhhs_pipeline.cleanse.reasons import REASON_CODES, REPAIR_CODES, code_counts, codes_of
+from mhhs_pipeline.cleanse.reasons import REASON_CODES, REPAIR_CODES, codes_of
 from mhhs_pipeline.cleanse.rules import RepairLog
 
 UNIDENTIFIED = "(unidentified)"
@@ -54,9 +54,12 @@ class CleanseStats:
         if self.rows_in != self.clean + self.quarantined + self.merged:
             raise ReconciliationError(f"cleansing lost or invented records: {self.reconciliation_line()}")
 
-    def add_bucket(self, routes: pa.Table, status: np.ndarray, reasons: np.ndarray, fills: dict[str, int], manufactured_rows: int) -> None:
-        """Count one resolved bucket. ``routes`` has the route_* columns of every record."""
-        count_bucket(self, routes, status, reasons, code_counts, codes_of)
+    def add_bucket(
+        self, routes: pa.Table, status: np.ndarray, reasons: np.ndarray, fills: dict[str, int], manufactured_rows: int, weights: np.ndarray | None = None
+    ) -> None:
+        """Count one resolved bucket. ``routes`` has the route_* columns of every record;
+        ``weights``: records each row stands for (see ``count_bucket``)."""
+        count_bucket(self, routes, status, reasons, codes_of, weights)
         self.manufactured_fields.update(fills)
         self.manufactured_rows += manufactured_rows
 
@@ -79,26 +82,37 @@ class CleanseStats:
         }
 
 
-def count_bucket(stats, routes: pa.Table, status: np.ndarray, masks: np.ndarray, code_counts, codes_of) -> None:
+def _counts(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    return uniq, np.bincount(inverse.reshape(-1), weights=weights, minlength=len(uniq)).astype(np.int64)
+
+
+def count_bucket(stats, routes: pa.Table, status: np.ndarray, masks: np.ndarray, codes_of, weights: np.ndarray | None = None) -> None:
     """Add one resolved bucket to ``stats`` (``CleanseStats`` or ``ConsumptionStats``):
     rows in, records by status, quarantined records by reason, and both by participant.
-    ``routes`` has the route_* columns of every record; ``code_counts`` and ``codes_of``
-    read the reason masks."""
-    stats.rows_in += len(status)
+    ``routes`` has the route_* columns of every record; ``codes_of`` reads a reason mask;
+    ``weights``: how many records each row stands for (collapsed copies), else one each."""
+    w = np.ones(len(status), np.int64) if weights is None else np.asarray(weights, np.int64)
+    stats.rows_in += int(w.sum())
     names = {CLEAN: "clean", QUARANTINED: "quarantined", MERGED: "merged"}
     for st, name in names.items():
-        setattr(stats, name, getattr(stats, name) + int(np.count_nonzero(status == st)))
+        setattr(stats, name, getattr(stats, name) + int(w[status == st].sum()))
     q = status == QUARANTINED
-    stats.reasons.update(code_counts(masks[q]))
+    if q.any():
+        for mask, n in zip(*_counts(np.asarray(masks, np.uint64)[q], w[q]), strict=True):
+            for code in codes_of(int(mask)):
+                stats.reasons[code] = stats.reasons.get(code, 0) + int(n)
     for role, column in _ROLES:
         ids = np.asarray(pc.fill_null(routes.column(column), UNIDENTIFIED).to_numpy(zero_copy_only=False)).astype(str)
         for st, name in names.items():
-            uniq, counts = np.unique(ids[status == st], return_counts=True)
-            stats.participants.update({(role, i, name): int(c) for i, c in zip(uniq, counts, strict=True)})
+            sel = status == st
+            if sel.any():
+                uniq, counts = _counts(ids[sel], w[sel])
+                stats.participants.update({(role, i, name): int(c) for i, c in zip(uniq, counts, strict=True)})
         if not q.any():
             continue
-        combo = np.char.add(np.char.add(ids[q], "\x1f"), masks[q].astype(str))
-        uniq, counts = np.unique(combo, return_counts=True)
+        combo = np.char.add(np.char.add(ids[q], "\x1f"), np.asarray(masks, np.uint64)[q].astype(str))
+        uniq, counts = _counts(combo, w[q])
         for key, c in zip(uniq.tolist(), counts, strict=True):
             pid, mask = key.split("\x1f")
             for code in codes_of(int(mask)):

@@ -51,6 +51,7 @@ from mhhs_pipeline.cleanse import (
     render_markdown,
 )
 from mhhs_pipeline.cleanse.columns import map_header
+from mhhs_pipeline.cleanse.copies import collapse_copies
 from mhhs_pipeline.cleanse.rules import OTHER_PREFIX
 from mhhs_pipeline.core.participants import CENTRAL_ID
 from mhhs_pipeline.core.schema import REGISTRATION_SCHEMA
@@ -59,7 +60,7 @@ from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.spec.scenario import Population
 
 HEAD_BYTES = 1 << 16
-CSV_BLOCK_BYTES = 16 << 20  # ~100k records of a typical extract per chunk
+CSV_BLOCK_BYTES = 4 << 20  # ~45k records a chunk; pyarrow reads ~20 blocks ahead, so this bounds pass-1 memory
 PARQUET_BATCH_ROWS = 100_000
 _DELIMITERS = (",", ";", "\t", "|")
 _FIX_UTF8 = "save it as UTF-8 (Excel: 'CSV UTF-8') and retry"
@@ -335,45 +336,80 @@ class BucketSpill:
     """Records spread over bucket files on local disk, so one bucket at a time fits in memory.
 
     Arrow IPC streams with LZ4: no encoding work, so spilling costs little more than the
-    disk writes."""
+    disk writes. Collapsed copies (``cleanse.copies``) go to a side file per bucket: the
+    record number of each copy and of the record it copies."""
+
+    _COPY_SCHEMA = pa.schema([pa.field("of", pa.int64()), pa.field("record", pa.int64())])
 
     def __init__(self, folder: str, n: int):
         self.paths = [os.path.join(folder, f"bucket-{b:04d}.arrows") for b in range(n)]
+        self.copy_paths = [os.path.join(folder, f"bucket-{b:04d}.copies.arrows") for b in range(n)]
         self.writers: list[pa.ipc.RecordBatchStreamWriter | None] = [None] * n
         self.sinks: list = [None] * n
+        self.copy_writers: list[pa.ipc.RecordBatchStreamWriter | None] = [None] * n
+        self.copy_sinks: list = [None] * n
         self.schema: pa.Schema | None = None
         self.options = pa.ipc.IpcWriteOptions(compression="lz4")
+
+    def _write(self, writers, sinks, paths, schema, table: pa.Table, buckets: np.ndarray) -> None:
+        order = np.argsort(buckets, kind="stable")
+        cuts = np.searchsorted(buckets[order], np.arange(len(paths) + 1))
+        table = table.take(pa.array(order))
+        for b in np.flatnonzero(np.diff(cuts)):
+            if writers[b] is None:
+                sinks[b] = pa.OSFile(paths[b], "wb")
+                writers[b] = pa.ipc.new_stream(sinks[b], schema, options=self.options)
+            writers[b].write_table(table.slice(cuts[b], cuts[b + 1] - cuts[b]))
 
     def add(self, table: pa.Table, buckets: np.ndarray) -> None:
         if self.schema is None:
             self.schema = table.schema
-        table = table.cast(self.schema)
-        order = np.argsort(buckets, kind="stable")
-        cuts = np.searchsorted(buckets[order], np.arange(len(self.paths) + 1))
-        table = table.take(pa.array(order))
-        for b in np.flatnonzero(np.diff(cuts)):
-            if self.writers[b] is None:
-                self.sinks[b] = pa.OSFile(self.paths[b], "wb")
-                self.writers[b] = pa.ipc.new_stream(self.sinks[b], self.schema, options=self.options)
-            self.writers[b].write_table(table.slice(cuts[b], cuts[b + 1] - cuts[b]))
+        self._write(self.writers, self.sinks, self.paths, self.schema, table.cast(self.schema), buckets)
+
+    def add_copies(self, of_record: np.ndarray, record: np.ndarray, buckets: np.ndarray) -> None:
+        if len(record):
+            table = pa.table({"of": pa.array(of_record, pa.int64()), "record": pa.array(record, pa.int64())})
+            self._write(self.copy_writers, self.copy_sinks, self.copy_paths, self._COPY_SCHEMA, table, buckets)
 
     def close(self) -> None:
         """Close what is still open (after a failure; ``buckets`` closes as it goes)."""
-        for b, writer in enumerate(self.writers):
-            if writer is not None and not self.sinks[b].closed:
-                writer.close()
-                self.sinks[b].close()
+        for writers, sinks in ((self.writers, self.sinks), (self.copy_writers, self.copy_sinks)):
+            for b, writer in enumerate(writers):
+                if writer is not None and not sinks[b].closed:
+                    writer.close()
+                    sinks[b].close()
+
+    def _read(self, writers, sinks, paths, b: int) -> pa.Table | None:
+        if writers[b] is None:
+            return None
+        writers[b].close()
+        sinks[b].close()
+        with pa.OSFile(paths[b], "rb") as f:
+            table = pa.ipc.open_stream(f).read_all()
+        os.remove(paths[b])  # disk use falls as pass 2 goes
+        return table
 
     def buckets(self) -> Iterator[pa.Table]:
-        for b, writer in enumerate(self.writers):
-            if writer is None:
-                continue
-            writer.close()
-            self.sinks[b].close()
-            with pa.OSFile(self.paths[b], "rb") as f:
-                table = pa.ipc.open_stream(f).read_all()
-            os.remove(self.paths[b])  # disk use falls as pass 2 goes
+        for table, _ in self.buckets_with_copies():
             yield table
+
+    def buckets_with_copies(self) -> Iterator[tuple[pa.Table, Callable[[], pa.Table | None]]]:
+        """Each bucket's records, and a function that reads its collapsed copies (``of``,
+        ``record``; None if none): most buckets never need them (copies of records that
+        stand are only counted), so they are read only when asked for."""
+        for b in range(len(self.paths)):
+            table = self._read(self.writers, self.sinks, self.paths, b)
+            if table is not None:
+                yield table, lambda b=b: self._read(self.copy_writers, self.copy_sinks, self.copy_paths, b)
+                self.close_copies(b)
+
+    def close_copies(self, b: int) -> None:
+        """Drop bucket ``b``'s copies file, read or not."""
+        if self.copy_writers[b] is not None and not self.copy_sinks[b].closed:
+            self.copy_writers[b].close()
+            self.copy_sinks[b].close()
+        if os.path.exists(self.copy_paths[b]):
+            os.remove(self.copy_paths[b])
 
 
 def file_sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
@@ -384,17 +420,25 @@ def file_sha256(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return digest.hexdigest()
 
 
-def spill_by_mpan(extract: Extract, spill_dir: str, bucket_rows: int, normalise_chunk) -> BucketSpill:
+def spill_by_mpan(extract: Extract, spill_dir: str, bucket_rows: int, normalise_chunk, *, collapse: bool = False) -> BucketSpill:
     """Pass 1 of a cleansing pass: normalise every chunk and spread it over local bucket
     files by a hash of the MPAN, so pass 2 can resolve one bucket (all records of its
-    MPANs) at a time."""
+    MPANs) at a time. ``collapse``: exact copies within a chunk are kept once
+    (``cleanse.copies``), so a record repeated a million times is not a million rows."""
     n_buckets = min(MAX_BUCKETS, max(1, math.ceil(extract.estimated_rows / bucket_rows)))
     os.makedirs(spill_dir, exist_ok=True)
     spill = BucketSpill(spill_dir, n_buckets)
     try:
         for chunk in extract.chunks():
             norm = normalise_chunk(chunk)
-            spill.add(norm, bucket_of(norm, n_buckets))
+            if collapse:
+                c = collapse_copies(norm)
+                norm = c.kept
+                buckets = bucket_of(norm, n_buckets)
+                spill.add_copies(norm.column("record").to_numpy()[c.copy_of], c.copy_record, buckets[c.copy_of])
+                spill.add(norm, buckets)
+            else:
+                spill.add(norm, bucket_of(norm, n_buckets))
     except BaseException:
         spill.close()  # the caller removes the folder; leave no open handles behind
         raise
@@ -408,7 +452,7 @@ def cleanse_to_dir(url: str, folder: str, *, seed: int = 0, population: Populati
     extract = open_extract(url)
     log = RepairLog()
     spill_dir = os.path.join(folder, "spill")
-    spill = spill_by_mpan(extract, spill_dir, BUCKET_ROWS, lambda chunk: normalise(chunk, log))
+    spill = spill_by_mpan(extract, spill_dir, BUCKET_ROWS, lambda chunk: normalise(chunk, log), collapse=True)
 
     stats = CleanseStats(source=extract.name, source_format=extract.format, ignored_columns=extract.unused_columns)
     stats.repairs = log
@@ -419,10 +463,11 @@ def cleanse_to_dir(url: str, folder: str, *, seed: int = 0, population: Populati
         pq.ParquetWriter(reg_path, REGISTRATION_SCHEMA, **PARQUET_OUT) as reg_out,
         pq.ParquetWriter(q_path, QUARANTINE_SCHEMA, **PARQUET_OUT) as q_out,
     ):
-        for table in spill.buckets():
-            res = cleanse_bucket(table, seed, population)
+        for table, copies in spill.buckets_with_copies():
+            res = cleanse_bucket(table, seed, population, copies=copies)
             reg_out.write_table(res.registrations)
-            q_out.write_table(res.quarantine)
+            for part in res.quarantine_parts:
+                q_out.write_table(part)
             stats.merge(res.stats)
             if res.registrations.num_rows:
                 lo = pc.min(res.registrations.column("effective_from")).as_py()
