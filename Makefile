@@ -21,7 +21,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check mhhs_pipeline flows tests benchmarks
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest -q
+	# Two processes (-n 2), each test file on one (module fixtures start servers once).
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --profile

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from mhhs_pipeline.core.registrations import dcc_enrolled
 from mhhs_pipeline.formats.compression import SUFFIX, compress
+from mhhs_pipeline.formats.dcc_bundle import bundle_dcc_responses
 from mhhs_pipeline.formats.dcc_xml import iter_dcc_profile_chunks, profile_rows
 from mhhs_pipeline.formats.if021 import If021Writer
 from mhhs_pipeline.formats.tabular import encode_csv, encode_parquet
@@ -115,7 +116,7 @@ def deliver_consumption(
             )
         )  # fmt: skip
     if "dcc_xml" in formats and role == "data_service" and table.num_rows:
-        records += _dcc(ctx, pid, table, registration_row)
+        records += _dcc(ctx, pid, name, table, registration_row)
     return records
 
 
@@ -157,8 +158,9 @@ def _if021(ctx: UnitContext, table: pa.Table, registration_row: np.ndarray) -> t
     return chunks, writer.values
 
 
-def _dcc(ctx: UnitContext, pid: str, table: pa.Table, registration_row: np.ndarray) -> list[FileRecord]:
-    """DCC profile-data responses for Smart MPANs enrolled with DCC (flag A), AI and AE."""
+def _dcc(ctx: UnitContext, pid: str, name: str, table: pa.Table, registration_row: np.ndarray) -> list[FileRecord]:
+    """DCC profile-data responses for Smart MPANs enrolled with DCC (flag A), AI and AE: one
+    ZIP of them per unit (``outputs.dcc_bundle``), else a file each."""
     # Only the four columns the encoder reads, chunks combined once; enrolment belongs to the
     # registration (judged once per unit), looked up for each consumption row.
     rows = table.select(["mpan_core", "measurement_quantity", "period_end_utc", "consumption_kwh"]).combine_chunks()
@@ -168,14 +170,24 @@ def _dcc(ctx: UnitContext, pid: str, table: pa.Table, registration_row: np.ndarr
     request = dt.datetime.combine(ctx.last_day + dt.timedelta(days=1), dt.time(2, 0), tzinfo=dt.UTC)
     prefix = participant_prefix("data_service", pid)
     out = []
-    # Documents are written as they come, as header, body and footer chunks (the body a view
-    # of the batch's rendering, never joined), so one batch's text is held, not the participant's.
+    # Documents come as header, body and footer chunks, the body a view of its batch's
+    # rendering (never joined). Loose files are written as they come (one batch's text held);
+    # a bundle holds the unit's documents, as views, until the archive is written.
     rows = rows.filter(pa.array(keep))
     del keep
-    for name, chunks, n_values in iter_dcc_profile_chunks(rows, request_timestamp_utc=request):
+    documents = iter_dcc_profile_chunks(rows, request_timestamp_utc=request)
+    if ctx.scenario.outputs.dcc_bundle:
+        bundle = bundle_dcc_responses(documents, request_timestamp_utc=request)
+        return [
+            ctx.store.write(
+                f"{prefix}/dcc_profile_data/{name}.dcc.zip", bundle.chunks,
+                role="data_service", participant_id=pid, dataset="dcc_profile_data", fmt="dcc_xml_zip", rows=bundle.values, members=bundle.members,
+            )
+        ]  # fmt: skip
+    for doc_name, chunks, n_values in documents:
         out.append(
             ctx.store.write(
-                f"{prefix}/dcc_profile_data/{name}", chunks,
+                f"{prefix}/dcc_profile_data/{doc_name}", chunks,
                 role="data_service", participant_id=pid, dataset="dcc_profile_data", fmt="dcc_xml", rows=n_values,
             )
         )  # fmt: skip

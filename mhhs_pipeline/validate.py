@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
+import zipfile
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from mhhs_pipeline.formats.dcc_xml import dcc_file_name, kwh_to_wh
 from mhhs_pipeline.formats.readers import DccProfile, FormatError, read_dcc_profile, read_if021
 from mhhs_pipeline.formats.tabular import decode_csv, fixed3
 from mhhs_pipeline.formats.wide import encode_wide_csv
-from mhhs_pipeline.io.paths import UnsafePathError, participant_prefix
+from mhhs_pipeline.io.paths import UnsafePathError, participant_prefix, safe_segment
 from mhhs_pipeline.io.store import MANIFEST, store_for_run_url
 from mhhs_pipeline.spec.manifest import ManifestError, parse_manifest
 
@@ -158,7 +160,8 @@ def validate_run(run_url: str) -> ValidationReport:
     # Read back here, checked once the canonical tables they must equal are decoded.
     if021: dict[str, pa.Table] = {}
     wide: dict[str, bytes] = {}
-    dcc: dict[str, DccProfile] = {}
+    dcc: dict[str, DccProfile] = {}  # by path, or "<bundle path>!<member>"
+    dcc_rec: dict[str, dict] = {}  # the manifest entry of each (its bundle's for a member)
     for path, rec in sorted(listed.items()):
         if path not in present:
             continue
@@ -194,7 +197,9 @@ def validate_run(run_url: str) -> ValidationReport:
             if profile is not None:
                 if profile.entries.num_rows != rec["rows"]:
                     report.add(f"{path}: {profile.entries.num_rows} DCC log entries, manifest says {rec['rows']}")
-                dcc[path] = profile
+                dcc[path], dcc_rec[path] = profile, rec
+        elif rec["format"] == "dcc_xml_zip":
+            _read_dcc_bundle(report, path, data, rec, dcc, dcc_rec)
         if rec["dataset"] == "quarantine" and rec["format"] == "parquet":
             _check_quarantine(report, path, data, rec)
         if rec["dataset"] in _SCHEMAS and rec["format"] in _TABULAR:
@@ -252,7 +257,7 @@ def validate_run(run_url: str) -> ValidationReport:
         _compare_if021(report, path, table, _long_twin(path, ".if021.json", listed, tables))
     for path, text in wide.items():
         _check_wide_content(report, path, text, listed, tables, central_reg)
-    _check_dcc(report, dcc, listed, tables, central_reg)
+    _check_dcc(report, dcc, dcc_rec, listed, tables, central_reg)
     for dataset, roles in _ROLES_OF.items():
         central = totals.get(("central", dataset), 0)
         for role in roles:
@@ -380,13 +385,54 @@ def _check_wide_content(report: ValidationReport, path: str, text: bytes, listed
         report.add(f"{path}: wide CSV content differs from the wide encoding of {twin[0]}")
 
 
-def _check_dcc(report: ValidationReport, dcc: dict[str, DccProfile], listed: dict, tables: dict, reg: pa.Table) -> None:
+MAX_DCC_MEMBER_BYTES = 64 << 20  # a response of the schema's 19,056 entries is ~3 MB
+
+
+def _read_dcc_bundle(report: ValidationReport, path: str, data: bytes, rec: dict, dcc: dict, dcc_rec: dict) -> None:
+    """A ZIP of DCC responses: plain member names, each read as a response; the manifest's
+    member and value counts hold."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        report.add(f"{path}: not a readable ZIP archive ({exc})")
+        return
+    names = [i.filename for i in infos]
+    if len(set(names)) != len(names):
+        report.add(f"{path}: members repeat a name ({sorted({n for n in names if names.count(n) > 1})[:3]})")
+    if rec.get("members") != len(infos):
+        report.add(f"{path}: {len(infos)} members, manifest says {rec.get('members')}")
+    values = 0
+    for info in infos:
+        where = f"{path}!{info.filename}"
+        try:
+            safe_segment(info.filename, "member name")
+        except UnsafePathError as exc:
+            report.add(f"{path}: {exc}")
+            continue
+        if info.file_size > MAX_DCC_MEMBER_BYTES:
+            report.add(f"{where}: {info.file_size:,} bytes, larger than any DCC response ({MAX_DCC_MEMBER_BYTES:,})")
+            continue
+        try:
+            body = archive.read(info)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
+            report.add(f"{where}: cannot be read ({exc})")
+            continue
+        profile = _read(report, where, read_dcc_profile, body)
+        if profile is not None:
+            values += profile.entries.num_rows
+            dcc[where], dcc_rec[where] = profile, rec
+    if values != rec["rows"]:
+        report.add(f"{path}: {values} DCC log entries in its members, manifest says {rec['rows']}")
+
+
+def _check_dcc(report: ValidationReport, dcc: dict[str, DccProfile], dcc_rec: dict[str, dict], listed: dict, tables: dict, reg: pa.Table) -> None:
     """Each DCC response is for the MPAN and service its name says, belongs to the data
     service on every day it covers, and its LogEntries are the data service's own rows of that
     MPAN and quantity over those days (Wh of the kWh), none missing."""
     by_service: dict[str, list[str]] = defaultdict(list)
     for path, profile in dcc.items():
-        rec = listed[path]
+        rec = dcc_rec[path]
         e = profile.entries
         if not e.num_rows:
             report.add(f"{path}: a DCC response without LogEntries")
@@ -394,7 +440,7 @@ def _check_dcc(report: ValidationReport, dcc: dict[str, DccProfile], listed: dic
         days = utc_settlement_day(e.column("period_end_utc").cast(pa.timestamp("us")).to_numpy())
         first, last = days.min().astype(dt.date), days.max().astype(dt.date)
         name = dcc_file_name(profile.mpan_core, profile.service_reference, first, last)
-        if path.rsplit("/", 1)[-1] != name:
+        if path.rsplit("!", 1)[-1].rsplit("/", 1)[-1] != name:
             report.add(f"{path}: holds {profile.mpan_core} {profile.service_reference} for {first}..{last}, so its name should be {name}")
         cores = np.full(e.num_rows, profile.mpan_core)
         unregistered, foreign = _foreign(cores, days, rec, reg)

@@ -490,3 +490,29 @@ def test_reader_refuses_entity_declarations(fortnight):
     bomb = docs[0].xml_bytes.replace(b"<ra:GBCSResponse", lol + b"\n<ra:GBCSResponse", 1)
     with pytest.raises(FormatError, match="DTD"):
         read_dcc_profile(bomb)
+
+
+def test_a_bundle_holds_every_response_unchanged_schema_valid_and_is_deterministic(fortnight, mmc_schema):
+    import io
+    import zipfile
+
+    from mhhs_pipeline.formats.dcc_bundle import bundle_dcc_responses
+    from mhhs_pipeline.formats.dcc_xml import iter_dcc_profile_chunks
+
+    table, docs = fortnight
+
+    def bundle():
+        b = bundle_dcc_responses(iter_dcc_profile_chunks(table, request_timestamp_utc=REQUEST_UTC), request_timestamp_utc=REQUEST_UTC)
+        return b, b"".join(bytes(c) for c in b.chunks)
+
+    b, data = bundle()
+    assert (b.members, b.values) == (len(docs), sum(d.n_values for d in docs))
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert archive.testzip() is None
+    assert [i.filename for i in archive.infolist()] == [d.file_name for d in docs]
+    for info, doc in zip(archive.infolist(), docs, strict=True):
+        member = archive.read(info)
+        assert member == doc.xml_bytes  # the loose document, byte for byte
+        mmc_schema.validate(member.decode("utf-8"))
+        assert info.compress_type == zipfile.ZIP_STORED and info.date_time == (2026, 11, 2, 6, 0, 0)
+    assert bundle()[1] == data  # same unit, same bytes

@@ -56,20 +56,34 @@ def test_unreadable_extract_fails_fast_without_manifest(tmp_path):
     assert not (tmp_path / "land").exists()
 
 
-@pytest.mark.parametrize("rows", ["header only", "all rejected"])
-def test_an_extract_without_one_usable_registration_is_refused_up_front(tmp_path, rows):
+def _registrations_csv(path, rows: str):
     r = synthesise_registrations(scenario(), 0, 3).to_pandas().drop(columns=["archetype", "provenance"])
     if rows == "header only":
         r = r.iloc[:0]
     else:
         r["mpan_core"] = "not-an-mpan"
+    r.to_csv(path, index=False)
+
+
+def test_an_extract_without_one_usable_registration_is_refused_up_front(tmp_path):
     extract = tmp_path / "extract.csv"
-    r.to_csv(extract, index=False)
+    _registrations_csv(extract, "header only")
     res = run_cli(["run", str(QUICKSTART), "--registrations", str(extract), "--out", str(tmp_path / "land"), "--run-id", "ex", "--no-progress"], tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
-    assert "has no usable registration" in res.stderr and f"quarantined {0 if rows == 'header only' else 3}" in res.stderr
+    assert "has no usable registration (rows in 0 = clean 0 + quarantined 0" in res.stderr
     assert "Traceback" not in res.stderr + res.stdout
     assert not (tmp_path / "land").exists()  # nothing landed, not even an empty run folder
+
+
+def test_an_extract_of_rejected_rows_only_is_refused_naming_the_count(tmp_path):
+    from mhhs_pipeline import stages
+    from mhhs_pipeline.io.extract import ExtractError
+
+    extract = tmp_path / "extract.csv"
+    _registrations_csv(extract, "all rejected")
+    loaded = stages.load_scenario(str(QUICKSTART), {"inputs.registrations": str(extract)})
+    with pytest.raises(ExtractError, match=r"no usable registration \(rows in 3 = clean 0 \+ quarantined 3"):
+        stages.cleanse_inputs(loaded)
 
 
 def test_run_with_actual_consumption_passes_actuals_through_and_fills_gaps(tmp_path):

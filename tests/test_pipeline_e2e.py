@@ -63,7 +63,10 @@ def test_manifest_follows_the_contract(quickstart_run):
     png = (run_dir / "central/central/report/load_model.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     formats = {f["format"] for f in m["files"]}
-    assert formats >= {"parquet", "csv", "csv_wide", "csv_wide_local", "if021_json", "dcc_xml", "png", "text"}
+    assert formats >= {"parquet", "csv", "csv_wide", "csv_wide_local", "if021_json", "dcc_xml_zip", "png", "text"}
+    bundles = [f for f in m["files"] if f["format"] == "dcc_xml_zip"]
+    assert bundles and all(f["path"].endswith(".dcc.zip") and f["members"] >= 1 for f in bundles)
+    assert len(bundles) <= len({f["participant_id"] for f in bundles}) * len({f["path"].rsplit("/", 1)[1] for f in bundles})  # one per data service per unit
     central = [f for f in m["files"] if f["participant_role"] == "central" and f["dataset"] == "consumption" and f["format"] == "parquet"]
     t = pa.concat_tables([pq.read_table(run_dir / f["path"]) for f in central])
     assert t.num_rows == sum(f["rows"] for f in central) == m["totals"]["half_hour_values"]
@@ -261,33 +264,71 @@ def test_validate_rejects_a_foreign_line_in_a_wide_csv(small_run, tmp_path):
         assert "values in the wide CSV, manifest says" not in errors
 
 
+def _members(dst, rec) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(dst / rec["path"]) as z:
+        return {i.filename: z.read(i) for i in z.infolist()}
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, body in members.items():
+            z.writestr(name, body)
+    return buf.getvalue()
+
+
+def _resign_bundle(dst, rec, members: dict[str, bytes]) -> None:
+    import hashlib
+
+    data = _zip(members)
+    (dst / rec["path"]).write_bytes(data)
+    m = json.loads((dst / "manifest.json").read_text())
+    for f in m["files"]:
+        if f["path"] == rec["path"]:
+            f["bytes"], f["sha256"], f["members"] = len(data), hashlib.sha256(data).hexdigest(), len(members)
+            f["rows"] = sum(body.count(b"<ra:LogEntry>") for body in members.values())
+    (dst / "manifest.json").write_text(json.dumps(m))
+
+
 def test_validate_rejects_a_dcc_response_moved_to_another_data_service(small_run, tmp_path):
     _, run_dir, _ = small_run
     dst = _copy(run_dir, tmp_path, "dcc-move")
-    dcc = _files(dst, participant_role="data_service", format="dcc_xml")
-    moved = dcc[0]
-    to = next(f["participant_id"] for f in dcc if f["participant_id"] != moved["participant_id"])
-    new_path = f"data_service/{to}/dcc_profile_data/{moved['path'].rsplit('/', 1)[1]}"
-    _resign(dst, moved["path"], (dst / moved["path"]).read_bytes(), new_path=new_path, participant_id=to)
+    bundles = _files(dst, participant_role="data_service", format="dcc_xml_zip")
+    src = bundles[0]
+    to = next(f for f in bundles if f["participant_id"] != src["participant_id"] and f["path"].rsplit("/", 1)[1] == src["path"].rsplit("/", 1)[1])
+    mine, theirs = _members(dst, src), _members(dst, to)
+    name = next(iter(mine))
+    theirs[name] = mine.pop(name)
+    n = theirs[name].count(b"<ra:LogEntry>")
+    _resign_bundle(dst, src, mine)
+    _resign_bundle(dst, to, theirs)
     errors = _errors(dst)
-    core = moved["path"].rsplit("/", 1)[1].split("_")[0]
-    assert f"{new_path}: " in errors and "LogEntry(s) belong to another data_service" in errors and core in errors
-    lost = f"data_service/{moved['participant_id']}: {moved['rows']} of its rows of DCC-enrolled MPANs missing from its DCC responses (e.g. MPAN {core}"
+    core = name.split("_")[0]
+    assert f"{to['path']}!{name}: {n} LogEntry(s) belong to another data_service (e.g. MPAN {core})" in errors
+    lost = f"data_service/{src['participant_id']}: {n} of its rows of DCC-enrolled MPANs missing from its DCC responses (e.g. MPAN {core}"
     assert lost in errors
-    assert f"data_service/{to}: {moved['rows']} LogEntry(s) that are not its consumption rows" in errors
+    assert f"data_service/{to['participant_id']}: {n} LogEntry(s) that are not its consumption rows" in errors
 
 
-def test_validate_rejects_a_changed_dcc_value_and_a_dtd(small_run, tmp_path):
+def test_validate_rejects_a_changed_dcc_value_a_dtd_and_a_bad_member_name(small_run, tmp_path):
     _, run_dir, _ = small_run
     dst = _copy(run_dir, tmp_path, "dcc-value")
-    first, second = _files(dst, participant_role="data_service", format="dcc_xml")[:2]
-    text = (dst / first["path"]).read_text()
+    rec = _files(dst, participant_role="data_service", format="dcc_xml_zip")[0]
+    members = _members(dst, rec)
+    first, second = list(members)[:2]
+    text = members[first].decode()
     i = text.index("<ra:PrimaryValue>") + len("<ra:PrimaryValue>") if "<ra:PrimaryValue>" in text else text.index("<ra:ActiveEnergyExportedValue>") + 30
     j = text.index("<", i)
-    text = text[:i] + str(int(text[i:j]) + 7) + text[j:]
-    _resign(dst, first["path"], text.encode())
-    bomb = (dst / second["path"]).read_text().replace("<ra:GBCSResponse", '<!DOCTYPE x [<!ENTITY a "aaaa">]>\n<ra:GBCSResponse', 1)
-    _resign(dst, second["path"], bomb.encode())
+    members[first] = (text[:i] + str(int(text[i:j]) + 7) + text[j:]).encode()
+    members[second] = members[second].replace(b"<ra:GBCSResponse", b'<!DOCTYPE x [<!ENTITY a "aaaa">]>\n<ra:GBCSResponse', 1)
+    members["../../evil.xml"] = members[first]
+    _resign_bundle(dst, rec, members)
     errors = _errors(dst)
-    assert "1 LogEntry(s) that are not its consumption rows" in errors and first["path"] in errors
-    assert f"{second['path']}: carries a DTD" in errors
+    assert "1 LogEntry(s) that are not its consumption rows" in errors and f"{rec['path']}!{first}" in errors
+    assert f"{rec['path']}!{second}: carries a DTD" in errors
+    assert f"{rec['path']}: member name '../../evil.xml' is not allowed" in errors

@@ -36,9 +36,13 @@ class FileRecord:
     rows: int
     bytes: int
     sha256: str
+    members: int | None = None  # archives only (dcc_xml_zip): the responses inside
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["members"] is None:
+            del d["members"]
+        return d
 
 
 def _fs(url: str):
@@ -65,7 +69,9 @@ class RunStore:
     def _abs(self, rel: str) -> str:
         return posixpath.join(self.root, join(rel))
 
-    def write(self, rel: str, data: bytes | Sequence[bytes | memoryview], *, role: str, participant_id: str, dataset: str, fmt: str, rows: int) -> FileRecord:
+    def write(
+        self, rel: str, data: bytes | Sequence[bytes | memoryview], *, role: str, participant_id: str, dataset: str, fmt: str, rows: int, members: int | None = None
+    ) -> FileRecord:
         """Land one file. ``data``: its bytes, or its byte chunks in order (e.g. a header
         and byte ranges of a rendering): hashed and written one by one, never joined on a
         local filesystem; object stores get one joined body (one PUT)."""
@@ -77,13 +83,13 @@ class RunStore:
                 digest.update(chunk)
             body = b"".join(chunks)
             self.fs.pipe_file(path, body)
-            return FileRecord(rel, role, participant_id, dataset, fmt, rows, len(body), digest.hexdigest())
+            return FileRecord(rel, role, participant_id, dataset, fmt, rows, len(body), digest.hexdigest(), members)
         try:
             landed = self._land_local(path, chunks)
         except FileNotFoundError:  # the folder's first file: make it (cheaper than checking every time)
             os.makedirs(posixpath.dirname(path), exist_ok=True)
             landed = self._land_local(path, chunks)
-        return FileRecord(rel, role, participant_id, dataset, fmt, rows, *landed)
+        return FileRecord(rel, role, participant_id, dataset, fmt, rows, *landed, members)
 
     def _land_local(self, path: str, chunks: Sequence[bytes | memoryview]) -> tuple[int, str]:
         """(bytes, sha256) of one local file written from its chunks."""

@@ -217,6 +217,9 @@ class Outputs(_Strict):
     csv_compression: Literal["none", "gzip", "zstd"] = "none"
     # Raw meter reads with faults (meter_reads_raw) and their ground_truth, for data services.
     fault_datasets: bool = True
+    # DCC responses as one ZIP per data service per unit (format dcc_xml_zip), not a file
+    # per MPAN x service x request period (dcc_xml): files grow with data, not MPANs.
+    dcc_bundle: bool = True
     # The PNG load-model report (central/central/report/load_model.png and a Prefect artifact).
     report: bool = True
 
