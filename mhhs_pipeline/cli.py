@@ -80,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     drip.add_argument("--seed", type=int, help="override the scenario seed")
     drip.add_argument("--mpans", type=_positive, help="override population.mpans")
 
+    pln = sub.add_parser("plan", help="a dry run: units, files, bytes by format and participant, core-hours; generates nothing")
+    pln.add_argument("scenario", help="scenario YAML (path or fsspec URL)")
+    pln.add_argument("--seed", type=int, help="override the scenario seed")
+    pln.add_argument("--mpans", type=_positive, help="override population.mpans")
+    pln.add_argument("--start", type=_date, help="override window.start (UTC settlement day, inclusive)")
+    pln.add_argument("--end", type=_date, help="override window.end (UTC settlement day, inclusive)")
+    pln.add_argument("--mpans-per-unit", type=_positive, help="override partitioning.mpans_per_unit")
+    pln.add_argument("--days-per-unit", type=_positive, help="override partitioning.days_per_unit")
+    pln.add_argument("--json", action="store_true", help="print the plan as JSON (every participant's bytes included)")
+
     val = sub.add_parser("validate", help="check a run directory: manifest, checksums, schemas, invariants")
     val.add_argument("run_url", help="run directory URL (<out>/<run_id>)")
 
@@ -109,6 +119,23 @@ def scenario_overrides(args: argparse.Namespace) -> dict:
 def drip_overrides(args: argparse.Namespace) -> dict:
     """The overrides a drip-feed takes: the population's, never its window."""
     return {k: v for k, v in scenario_overrides(args).items() if k in ("seed", "population.mpans")}
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from mhhs_pipeline import stages
+    from mhhs_pipeline.projection import project
+
+    loaded = stages.load_scenario(args.scenario, scenario_overrides(args))
+    if loaded.scenario.inputs.registrations:
+        raise ScenarioError(
+            "plan projects a synthetic population; this scenario reads a registration extract, whose size is known only "
+            "once it is cleansed: run `mhhs-pipeline cleanse` first, or plan with population.mpans set to its MPAN count"
+        )
+    projection = project(loaded.scenario)
+    print(json.dumps(projection.to_dict(), indent=2) if args.json else projection.render())
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -148,7 +175,7 @@ def cmd_cleanse(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None, *, flow_handlers: dict[str, Callable[[argparse.Namespace], int]] | None = None) -> int:
     """Parse and dispatch; ``flow_handlers`` (``run``, ``drip``) come from ``flows.cli``."""
     args = build_parser().parse_args(argv)
-    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"validate": cmd_validate, "cleanse": cmd_cleanse, **(flow_handlers or {})}
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {"validate": cmd_validate, "cleanse": cmd_cleanse, "plan": cmd_plan, **(flow_handlers or {})}
     if args.command not in handlers:
         print(f"mhhs-pipeline: '{args.command}' needs the flows package (pip install the project)", file=sys.stderr)
         return 2
