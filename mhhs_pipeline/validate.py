@@ -43,7 +43,7 @@ from mhhs_pipeline.formats.readers import DccProfile, FormatError, read_dcc_prof
 from mhhs_pipeline.formats.tabular import decode_csv, fixed3
 from mhhs_pipeline.formats.wide import encode_wide_csv
 from mhhs_pipeline.io.paths import UnsafePathError, participant_prefix, safe_segment
-from mhhs_pipeline.io.store import MANIFEST, store_for_run_url
+from mhhs_pipeline.io.store import MANIFEST, PARTICIPANT_MANIFEST_DATASET, store_for_run_url
 from mhhs_pipeline.spec.manifest import ManifestError, parse_manifest
 
 _SCHEMAS = {
@@ -200,6 +200,8 @@ def validate_run(run_url: str) -> ValidationReport:
                 dcc[path], dcc_rec[path] = profile, rec
         elif rec["format"] == "dcc_xml_zip":
             _read_dcc_bundle(report, path, data, rec, dcc, dcc_rec)
+        elif rec["dataset"] == PARTICIPANT_MANIFEST_DATASET:
+            _check_participant_manifest(report, path, data, rec, manifest)
         if rec["dataset"] == "quarantine" and rec["format"] == "parquet":
             _check_quarantine(report, path, data, rec)
         if rec["dataset"] in _SCHEMAS and rec["format"] in _TABULAR:
@@ -217,6 +219,10 @@ def validate_run(run_url: str) -> ValidationReport:
                 report.add(f"{path}: {table.num_rows} rows, manifest says {rec['rows']}")
             tables[path] = table.cast(_SCHEMAS[rec["dataset"]])
 
+    owners = {(f["participant_role"], f["participant_id"]) for f in manifest["files"]}
+    with_manifest = {(f["participant_role"], f["participant_id"]) for f in manifest["files"] if f["dataset"] == PARTICIPANT_MANIFEST_DATASET}
+    for role, pid in sorted(owners - with_manifest):
+        report.add(f"{role}/{pid}: no manifest.json of its own listed (each participant prefix has one)")
     central_reg = _central_registrations(listed, tables)
     if central_reg is None:
         report.add("no central registrations file: cannot check participant ownership or completeness")
@@ -298,6 +304,38 @@ def _check_quarantine(report: ValidationReport, path: str, data: bytes, rec: dic
         foreign = pc.sum(pc.not_equal(t.column(route), rec["participant_id"]).cast(pa.int64())).as_py() or 0
         if foreign:
             report.add(f"{path}: {foreign} quarantine row(s) of another {rec['participant_role']}")
+
+
+def _check_participant_manifest(report: ValidationReport, path: str, data: bytes, rec: dict, run: dict) -> None:
+    """A participant's own manifest: the run's fields, and exactly its files' entries."""
+    try:
+        own = json.loads(data)
+        parse_manifest(own)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        report.add(f"{path}: not valid JSON ({exc})")
+        return
+    except ManifestError as exc:
+        report.add(f"{path}: {exc}")
+        return
+    for key in ("run_id", "seed", "scenario_sha256", "window"):
+        if own.get(key) != run.get(key):
+            report.add(f"{path}: {key} {own.get(key)!r} differs from the run's {run.get(key)!r}")
+    if own.get("participant") != {"role": rec["participant_role"], "id": rec["participant_id"]}:
+        report.add(f"{path}: names participant {own.get('participant')!r}, not {rec['participant_role']}/{rec['participant_id']}")
+    want = sorted(
+        (f for f in run["files"] if (f["participant_role"], f["participant_id"]) == (rec["participant_role"], rec["participant_id"]) and f["dataset"] != PARTICIPANT_MANIFEST_DATASET),
+        key=lambda f: f["path"],
+    )
+    got = sorted(own["files"], key=lambda f: f["path"])
+    if got != want:
+        extra = sorted({f["path"] for f in got} - {f["path"] for f in want})
+        lost = sorted({f["path"] for f in want} - {f["path"] for f in got})
+        report.add(
+            f"{path}: lists {len(got)} files, the run lists {len(want)} for this participant"
+            + (f"; not the participant's: {extra[:3]}" if extra else "")
+            + (f"; missing: {lost[:3]}" if lost else "")
+            + ("; entries differ" if not extra and not lost else "")
+        )
 
 
 def _read(report: ValidationReport, path: str, reader, data: bytes):

@@ -101,7 +101,7 @@ def test_serial_run_in_every_format_validates_and_damage_in_if021_is_caught(tmp_
     manifest = stages.manifest_for(loaded, "serial", results, readmes)
     store.write_manifest(manifest)
     formats = {f["format"] for f in manifest["files"]}
-    assert formats == {"parquet", "csv", "csv_wide", "csv_wide_local", "if021_json", "dcc_xml", "text"}
+    assert formats == {"parquet", "csv", "csv_wide", "csv_wide_local", "if021_json", "dcc_xml", "text", "json"}  # json: each participant's manifest
     assert all(f["path"].endswith(".zst") for f in manifest["files"] if f["format"].startswith("csv"))
     report = validate_run(f"{tmp_path}/serial")
     assert report.ok, report.render()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -332,3 +333,25 @@ def test_validate_rejects_a_changed_dcc_value_a_dtd_and_a_bad_member_name(small_
     assert "1 LogEntry(s) that are not its consumption rows" in errors and f"{rec['path']}!{first}" in errors
     assert f"{rec['path']}!{second}: carries a DTD" in errors
     assert f"{rec['path']}: member name '../../evil.xml' is not allowed" in errors
+
+
+def test_each_participant_has_a_manifest_of_its_own_files_only(small_run, tmp_path):
+    _, run_dir, _ = small_run
+    m = json.loads((run_dir / "manifest.json").read_text())
+    owners = {(f["participant_role"], f["participant_id"]) for f in m["files"]}
+    for role, pid in owners:
+        own = json.loads((run_dir / role / pid / "manifest.json").read_text())
+        assert own["participant"] == {"role": role, "id": pid} and own["run_id"] == m["run_id"] == "qs"
+        assert {f["participant_id"] for f in own["files"]} == {pid}
+        expected = {f["path"] for f in m["files"] if (f["participant_role"], f["participant_id"]) == (role, pid) and f["dataset"] != "manifest"}
+        assert {f["path"] for f in own["files"]} == expected
+        for f in own["files"]:  # a participant verifies its download with it alone
+            assert hashlib.sha256((run_dir / f["path"]).read_bytes()).hexdigest() == f["sha256"]
+    dst = _copy(run_dir, tmp_path, "pm")
+    sup = next(f for f in _files(dst, participant_role="supplier", dataset="manifest"))
+    own = json.loads((dst / sup["path"]).read_text())
+    stranger = next(f for f in m["files"] if f["participant_role"] == "supplier" and f["participant_id"] != own["participant"]["id"])
+    own["files"].append(stranger)
+    _resign(dst, sup["path"], json.dumps(own).encode())
+    errors = _errors(dst)
+    assert f"{sup['path']}: lists {len(own['files'])} files, the run lists {len(own['files']) - 1} for this participant; not the participant's: ['{stranger['path']}']" in errors

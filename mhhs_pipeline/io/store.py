@@ -23,6 +23,7 @@ from mhhs_pipeline.io import direct_write
 from mhhs_pipeline.io.claim import CLAIM
 from mhhs_pipeline.io.paths import check_run_id, join
 
+PARTICIPANT_MANIFEST_DATASET = "manifest"
 MANIFEST = "manifest.json"
 
 
@@ -148,6 +149,8 @@ class RunStore:
         to disk, renamed over the final name. Object stores: one PUT, which lands whole;
         its size is checked after."""
         self.flush()  # never list a file that is still landing
+        # Completed in place, so the caller's totals count the participants' manifests too.
+        manifest.update(self._with_participant_manifests(manifest))
         data = json.dumps(manifest, indent=1, sort_keys=False).encode()
         path = posixpath.join(self.root, MANIFEST)
         if self._local:
@@ -171,6 +174,28 @@ class RunStore:
             if landed != len(data):
                 raise OSError(f"{self.url}/{MANIFEST} landed with {landed} of {len(data)} bytes")
         return f"{self.url}/{MANIFEST}"
+
+    def _with_participant_manifests(self, manifest: dict) -> dict:
+        """Write ``<role>/<participant_id>/manifest.json`` for every participant -- the run's
+        fields with only that participant's files -- and return the run's manifest listing
+        them too (dataset ``manifest``). A participant verifies its download with its own,
+        without seeing other participants' file names. Entries of earlier participant
+        manifests (a repaired run's) are replaced, so the same files give the same bytes."""
+        files = [f for f in manifest["files"] if f.get("dataset") != PARTICIPANT_MANIFEST_DATASET]
+        by_participant: dict[tuple[str, str], list[dict]] = {}
+        for f in files:
+            if "participant_role" in f:
+                by_participant.setdefault((f["participant_role"], f["participant_id"]), []).append(f)
+        head = {k: v for k, v in manifest.items() if k in ("run_id", "seed", "scenario", "scenario_sha256", "window", "population_window", "generator")}
+        added = []
+        for (role, pid), own in sorted(by_participant.items()):
+            body = json.dumps({**head, "participant": {"role": role, "id": pid}, "files": own}, indent=1).encode()
+            added.append(self.write(f"{role}/{pid}/{MANIFEST}", body, role=role, participant_id=pid, dataset=PARTICIPANT_MANIFEST_DATASET, fmt="json", rows=0).to_dict())
+        self.flush()
+        out = {**manifest, "files": sorted(files + added, key=lambda f: f["path"])}
+        if isinstance(out.get("totals"), dict) and "files" in out["totals"]:
+            out["totals"] = {**out["totals"], "files": len(out["files"]), "bytes": sum(f["bytes"] for f in out["files"])}
+        return out
 
     def has_manifest(self) -> bool:
         if hasattr(self.fs, "invalidate_cache"):
