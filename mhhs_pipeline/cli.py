@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--end", type=_date, help="override window.end (UTC settlement day, inclusive)")
     pln.add_argument("--mpans-per-unit", type=_positive, help="override partitioning.mpans_per_unit")
     pln.add_argument("--days-per-unit", type=_positive, help="override partitioning.days_per_unit")
+    pln.add_argument("--formats", type=lambda t: [f.strip() for f in t.split(",") if f.strip()], help="override outputs.formats, e.g. parquet or parquet,csv (a what-if)")
     pln.add_argument("--json", action="store_true", help="print the plan as JSON (every participant's bytes included)")
 
     val = sub.add_parser("validate", help="check a run directory: manifest, checksums, schemas, invariants")
@@ -112,6 +113,7 @@ def scenario_overrides(args: argparse.Namespace) -> dict:
         "days_per_unit": "partitioning.days_per_unit",
         "registrations": "inputs.registrations",
         "consumption": "inputs.consumption",
+        "formats": "outputs.formats",
     }
     return {path: getattr(args, name) for name, path in mapping.items() if getattr(args, name, None) is not None}
 
