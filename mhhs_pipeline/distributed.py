@@ -8,6 +8,7 @@ unit lost with a worker is simply retried.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -118,6 +119,7 @@ def run_on_dask(
     retries: int = 2,
     log: Callable[[str], None] | None = None,
     on_result: Callable[[int, int, Any], None] | None = None,
+    max_in_flight: int | None = None,
 ) -> list[Any]:
     """``[fn(job) for job in jobs]`` on Dask, in job order, with a progress bar.
 
@@ -125,7 +127,8 @@ def run_on_dask(
     called as ``on_result(done, total, result)`` as each job completes (in completion order),
     and once as ``on_result(0, total, None)`` when the jobs are submitted.
     Local workers are capped at the number of jobs and of cores: a worker without a job or
-    a core of its own only costs its start-up and memory.
+    a core of its own only costs its start-up and memory. ``max_in_flight``: jobs on the
+    cluster at once (default four per worker thread, at least 8).
     """
     jobs = list(jobs)
     # Prefect's logging config turns Dask's INFO chatter on; the progress bar says enough.
@@ -148,33 +151,47 @@ def run_on_dask(
         if log is not None:
             link = client.dashboard_link if _has_dashboard(client) else None
             log(f"{where}: {len(jobs)} unit{'' if len(jobs) == 1 else 's'}" + (f"; dashboard {link}" if link else "; no dashboard"))
-        futures = client.map(fn, jobs, pure=False)
-        if on_result is not None:
-            on_result(0, len(jobs), None)  # submitted: the stage's clock starts
-        index = {f.key: i for i, f in enumerate(futures)}
+        # A bounded window of jobs is on the cluster at a time, refilled as each completes:
+        # the scheduler holds a few tasks per worker thread, never the whole plan (a market
+        # year is 360,000 units), and a finished future is dropped at once, so its result
+        # leaves the worker's memory.
+        window = max_in_flight or max(8, 4 * _threads(client))
+        index: dict[str, int] = {}
         tries = [0] * len(jobs)
         results: list[Any] = [None] * len(jobs)
         done = 0
-        pending = as_completed(futures, loop=client.loop)
+        queued = iter(range(len(jobs)))
+        pending = as_completed(loop=client.loop)
+
+        def submit(i: int) -> None:
+            fut = client.submit(fn, jobs[i], pure=False)
+            index[fut.key] = i
+            pending.add(fut)
+
+        for i in itertools.islice(queued, window):
+            submit(i)
+        if on_result is not None:
+            on_result(0, len(jobs), None)  # submitted: the stage's clock starts
         with tqdm(total=len(jobs), desc=description, unit="unit", disable=not progress, leave=False) as bar:
             for fut in pending:
-                i = index[fut.key]
+                i = index.pop(fut.key)
                 if fut.status == "error":
                     exc = fut.exception()
                     # A unit that failed for good (e.g. a full disk) fails the run now; others
                     # (a lost worker, a storage hiccup) are run again, up to ``retries`` times.
                     if getattr(exc, "permanent", False) or tries[i] >= retries:
-                        client.cancel(futures)
+                        client.cancel(list(pending.futures))
                         raise exc.with_traceback(fut.traceback())
                     tries[i] += 1
-                    again = client.submit(fn, jobs[i], pure=False)
-                    index[again.key] = i
-                    futures.append(again)
-                    pending.add(again)
+                    submit(i)
                     continue
                 results[i] = fut.result()
+                fut.release()
                 done += 1
                 bar.update(1)
+                nxt = next(queued, None)
+                if nxt is not None:
+                    submit(nxt)
                 if on_result is not None:
                     on_result(done, len(jobs), results[i])
         return results
@@ -182,6 +199,13 @@ def run_on_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _threads(client: Client) -> int:
+    try:
+        return sum(w.get("nthreads", 1) for w in client.scheduler_info(n_workers=-1).get("workers", {}).values()) or 1
+    except Exception:  # an unusual scheduler: the floor of 8 in flight holds
+        return 1
 
 
 def _has_dashboard(client: Client) -> bool:

@@ -75,3 +75,38 @@ def test_the_embedded_servers_shutdown_cancellation_is_not_shown_but_other_pool_
     shown = [(r.name, r.exc_info[0].__name__) for r in caplog.records]
     assert len(shown) == 2 * len(SQLALCHEMY_POOLS)
     assert all(kind == "OSError" for _, kind in shown)
+
+
+def _square_slowly(x: int) -> int:
+    import time
+
+    time.sleep(0.01)
+    return x * x
+
+
+def _flaky(x: int) -> int:
+    import os
+
+    marker = os.path.join(os.environ["MHHS_TEST_FLAKY_DIR"], f"{x}")
+    if x % 7 == 3 and not os.path.exists(marker):
+        open(marker, "w").close()
+        raise OSError("storage hiccup")  # transient: resubmitted once, then it passes
+    return x * x
+
+
+def test_the_cluster_holds_a_bounded_window_of_jobs_and_results_keep_job_order(tmp_path, monkeypatch):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as probe:
+        seen: list[int] = []
+
+        def on_result(done, total, result):
+            seen.append(probe.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)))
+
+        results = run_on_dask(_square_slowly, range(60), address=cluster.scheduler_address, progress=False, on_result=on_result, max_in_flight=4)
+        assert results == [x * x for x in range(60)]
+        assert len(seen) == 61 and max(seen) <= 4 + 1  # never the whole plan on the scheduler
+        monkeypatch.setenv("MHHS_TEST_FLAKY_DIR", str(tmp_path))
+        probe.run(lambda: __import__("os").environ.__setitem__("MHHS_TEST_FLAKY_DIR", str(tmp_path)))
+        assert run_on_dask(_flaky, range(30), address=cluster.scheduler_address, progress=False, max_in_flight=3) == [x * x for x in range(30)]
+        assert sorted(int(p.name) for p in tmp_path.iterdir()) == [x for x in range(30) if x % 7 == 3]
