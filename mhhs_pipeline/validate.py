@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import zipfile
 import zlib
 from collections import defaultdict
@@ -156,15 +157,101 @@ def validate_run(run_url: str) -> ValidationReport:
     for path in sorted(present - set(listed)):
         report.add(f"unlisted file {path} (not in the manifest: foreign or left over)")
 
-    tables: dict[str, pa.Table] = {}
-    # Read back here, checked once the canonical tables they must equal are decoded.
-    if021: dict[str, pa.Table] = {}
-    wide: dict[str, bytes] = {}
-    dcc: dict[str, DccProfile] = {}  # by path, or "<bundle path>!<member>"
-    dcc_rec: dict[str, dict] = {}  # the manifest entry of each (its bundle's for a member)
-    for path, rec in sorted(listed.items()):
-        if path not in present:
+    owners = {(f["participant_role"], f["participant_id"]) for f in manifest["files"]}
+    with_manifest = {(f["participant_role"], f["participant_id"]) for f in manifest["files"] if f["dataset"] == PARTICIPANT_MANIFEST_DATASET}
+    for role, pid in sorted(owners - with_manifest):
+        report.add(f"{role}/{pid}: no manifest.json of its own listed (each participant prefix has one)")
+    paths = sorted(p for p in listed if p in present)
+    blocks = None if cleansing_run else _partition(paths)
+    if blocks is None:
+        # One pass over every file: a cleansing run, or loose DCC responses (named by MPAN,
+        # not by unit, so compared with the data service's rows of the whole run).
+        loaded = _read_files(report, store, listed, paths, manifest)
+        central_reg = _central_registrations(listed, loaded.tables)
+        if central_reg is None:
+            report.add("no central registrations file: cannot check participant ownership or completeness")
+            return report
+        if cleansing_run:
+            # A cleansing run lands registrations, quarantine and a report: no consumption.
+            cleansing = manifest.get("cleansing", {})
+            q_rows = sum(f["rows"] for f in manifest["files"] if f["dataset"] == "quarantine" and f["participant_role"] == "central")
+            if cleansing and (cleansing.get("clean") != central_reg.num_rows or cleansing.get("quarantined") != q_rows):
+                report.add(f"cleansing counts in the manifest ({cleansing.get('clean')} clean, {cleansing.get('quarantined')} quarantined) differ from the files ({central_reg.num_rows}, {q_rows})")
+            return report
+        totals: dict[tuple[str, str], int] = defaultdict(int)
+        counts: list[pa.Table] = []
+        _check_loaded(report, loaded, listed, central_reg, totals, counts)
+        _check_slices(report, totals)
+        _check_completeness(report, central_reg, counts, model.window.start, model.window.end)
+        return report
+    # Partitioned: the run's own files, then block by block (its registrations), unit by
+    # unit (every participant's files of the unit): memory follows a unit, not the run.
+    run_files, by_block = blocks
+    loaded = _read_files(report, store, listed, run_files, manifest)
+    totals = defaultdict(int)
+    _check_loaded(report, loaded, listed, None, totals, [])
+    if not by_block:
+        report.add("no central registrations file: cannot check participant ownership or completeness")
+        return report
+    for block, (reg_files, units) in sorted(by_block.items()):
+        reg_loaded = _read_files(report, store, listed, reg_files, manifest)
+        central_reg = _central_registrations(listed, reg_loaded.tables)
+        if central_reg is None:
+            report.add(f"block {block}: no central registrations file: cannot check participant ownership or completeness")
             continue
+        _check_loaded(report, reg_loaded, listed, central_reg, totals, [])
+        counts: list[pa.Table] = []
+        for unit in sorted(units):
+            unit_loaded = _read_files(report, store, listed, units[unit], manifest)
+            _check_loaded(report, unit_loaded, listed, central_reg, totals, counts)
+            del unit_loaded
+        _check_completeness(report, central_reg, counts, model.window.start, model.window.end, where=f"block {block}: ")
+    _check_slices(report, totals)
+    return report
+
+
+_UNIT_FILE = re.compile(r"(s[0-9]{9})(-d[0-9]{8})?\.")
+
+
+def _partition(paths: list[str]) -> tuple[list[str], dict[str, tuple[list[str], dict[str, list[str]]]]] | None:
+    """(the run's own files, {block: (its registration files, {unit: its files})}) from
+    the unit-named files (``s<site>-d<day>.<ext>``, registrations ``s<site>.<ext>``), or
+    None when a file of data is not unit-named (then one pass checks the whole run)."""
+    run: list[str] = []
+    blocks: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+    for path in paths:
+        name = path.rsplit("/", 1)[-1]
+        m = _UNIT_FILE.match(name)
+        if m is None:
+            if path.endswith(".xml"):
+                return None  # a loose DCC response: named by MPAN
+            run.append(path)
+            continue
+        reg, units = blocks.setdefault(m.group(1), ([], {}))
+        if m.group(2) is None:
+            reg.append(path)
+        else:
+            units.setdefault(m.group(1) + m.group(2), []).append(path)
+    return run, blocks
+
+
+@dataclass
+class _Loaded:
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    # Read back here, checked once the canonical tables they must equal are decoded.
+    if021: dict[str, pa.Table] = field(default_factory=dict)
+    wide: dict[str, bytes] = field(default_factory=dict)
+    dcc: dict[str, DccProfile] = field(default_factory=dict)  # by path, or "<bundle path>!<member>"
+    dcc_rec: dict[str, dict] = field(default_factory=dict)  # the manifest entry of each (its bundle's for a member)
+
+
+def _read_files(report: ValidationReport, store, listed: dict, paths: list[str], manifest: dict) -> _Loaded:
+    """Read and check each file on its own (size, checksum, prefix, format); decode what
+    later checks compare."""
+    out = _Loaded()
+    tables, if021, wide, dcc, dcc_rec = out.tables, out.if021, out.wide, out.dcc, out.dcc_rec
+    for path in paths:
+        rec = listed[path]
         report.files_checked += 1
         data = store.read(path)
         if len(data) != rec["bytes"]:
@@ -219,31 +306,22 @@ def validate_run(run_url: str) -> ValidationReport:
                 report.add(f"{path}: {table.num_rows} rows, manifest says {rec['rows']}")
             tables[path] = table.cast(_SCHEMAS[rec["dataset"]])
 
-    owners = {(f["participant_role"], f["participant_id"]) for f in manifest["files"]}
-    with_manifest = {(f["participant_role"], f["participant_id"]) for f in manifest["files"] if f["dataset"] == PARTICIPANT_MANIFEST_DATASET}
-    for role, pid in sorted(owners - with_manifest):
-        report.add(f"{role}/{pid}: no manifest.json of its own listed (each participant prefix has one)")
-    central_reg = _central_registrations(listed, tables)
-    if central_reg is None:
-        report.add("no central registrations file: cannot check participant ownership or completeness")
-        return report
-    if cleansing_run:
-        # A cleansing run lands registrations, quarantine and a report: no consumption.
-        cleansing = manifest.get("cleansing", {})
-        q_rows = sum(f["rows"] for f in manifest["files"] if f["dataset"] == "quarantine" and f["participant_role"] == "central")
-        if cleansing and (cleansing.get("clean") != central_reg.num_rows or cleansing.get("quarantined") != q_rows):
-            report.add(f"cleansing counts in the manifest ({cleansing.get('clean')} clean, {cleansing.get('quarantined')} quarantined) differ from the files ({central_reg.num_rows}, {q_rows})")
-        return report
+    return out
 
-    totals: dict[tuple[str, str], int] = defaultdict(int)
-    central_counts = []
+
+def _check_loaded(report: ValidationReport, loaded: _Loaded, listed: dict, central_reg: pa.Table | None, totals: dict, central_counts: list) -> None:
+    """The checks across files of one pass: consumption invariants, ownership in every
+    format, CSV == Parquet, IF-021 / wide CSV / DCC == their canonical rows; totals and
+    the central copy's MPAN-day counts are added to for the run-wide checks."""
+    tables = loaded.tables
     for path, table in tables.items():
         rec = listed[path]
         if rec["dataset"] == "consumption":
             if rec["format"] == "parquet" or not _has_parquet_twin(path, listed):
                 report.consumption_rows_checked += table.num_rows
                 _check_consumption(report, path, table)
-                _check_ownership(report, path, table, rec, central_reg)
+                if central_reg is not None:
+                    _check_ownership(report, path, table, rec, central_reg)
                 totals[(rec["participant_role"], "consumption")] += table.num_rows
                 if rec["participant_role"] == "central":
                     central_counts.append(_mpan_day_counts(table))
@@ -257,20 +335,22 @@ def validate_run(run_url: str) -> ValidationReport:
             twin = tables.get(_twin(path))
             if twin is not None and not table.equals(twin):
                 report.add(f"{path}: CSV content differs from {_twin(path)}")
-
-    for path, table in if021.items():
+    if central_reg is None:
+        return
+    for path, table in loaded.if021.items():
         _check_ownership(report, path, table, listed[path], central_reg)
         _compare_if021(report, path, table, _long_twin(path, ".if021.json", listed, tables))
-    for path, text in wide.items():
+    for path, text in loaded.wide.items():
         _check_wide_content(report, path, text, listed, tables, central_reg)
-    _check_dcc(report, dcc, dcc_rec, listed, tables, central_reg)
+    _check_dcc(report, loaded.dcc, loaded.dcc_rec, listed, tables, central_reg)
+
+
+def _check_slices(report: ValidationReport, totals: dict) -> None:
     for dataset, roles in _ROLES_OF.items():
         central = totals.get(("central", dataset), 0)
         for role in roles:
             if totals.get((role, dataset), 0) != central:
                 report.add(f"{dataset}: {role} slices hold {totals.get((role, dataset), 0)} rows, central holds {central}")
-    _check_completeness(report, central_reg, central_counts, model.window.start, model.window.end)
-    return report
 
 
 def _check_wide(report: ValidationReport, path: str, data: bytes, rec: dict) -> None:
@@ -657,17 +737,18 @@ def _mpan_day_counts(t: pa.Table) -> pa.Table:
     )
 
 
-def _check_completeness(report: ValidationReport, reg: pa.Table, counts: list[pa.Table], start: dt.date, end: dt.date) -> None:
-    """48 UTC periods for every registered MPAN-day of the window, in the central copy."""
+def _check_completeness(report: ValidationReport, reg: pa.Table, counts: list[pa.Table], start: dt.date, end: dt.date, *, where: str = "") -> None:
+    """48 UTC periods for every registered MPAN-day of the window, in the central copy
+    (of the run, or of one block: ``where`` says which)."""
     if not counts:
-        report.add("no central consumption: nothing delivered")
+        report.add(f"{where}no central consumption: nothing delivered")
         return
     got = pa.concat_tables(counts).group_by(["mpan_core", "mq", "day"]).aggregate([("count_all", "sum")])
     n = got.column("count_all_sum").to_numpy()
     if (n != 48).any():
         i = int(np.flatnonzero(n != 48)[0])
         report.add(
-            f"central consumption: {int((n != 48).sum())} MPAN-day(s) without exactly 48 UTC periods "
+            f"{where}central consumption: {int((n != 48).sum())} MPAN-day(s) without exactly 48 UTC periods "
             f"(e.g. {got.column('mpan_core')[i]} on {got.column('day')[i]}: {n[i]})"
         )
     cores = np.unique(_strings(reg.column("mpan_core")))
@@ -676,4 +757,4 @@ def _check_completeness(report: ValidationReport, reg: pa.Table, counts: list[pa
     expected = int(in_force.sum())
     delivered = got.num_rows
     if delivered != expected:
-        report.add(f"central consumption: {delivered} active MPAN-days delivered, {expected} registered in the window")
+        report.add(f"{where}central consumption: {delivered} active MPAN-days delivered, {expected} registered in the window")

@@ -52,7 +52,7 @@ def test_manifest_follows_the_contract(quickstart_run):
     assert ("ldso", "LOND") in roles and any(r == "ldso" and p in ("IPNL", "LENG", "GUCL", "ETCL", "HARL", "PENL", "UKPD", "UDNL", "GGEN", "MPDL", "FEAL", "VATT", "FORB", "INDI", "STRK", "UTAL") for r, p in roles)
     for f in m["files"]:
         prefix = f"{f['participant_role']}/{f['participant_id']}/"
-        expected = prefix + "README.txt" if f["dataset"] == "readme" else prefix + f["dataset"] + "/"
+        expected = {"readme": prefix + "README.txt", "manifest": prefix + "manifest.json"}.get(f["dataset"], prefix + f["dataset"] + "/")
         assert f["path"].startswith(expected)
         assert (run_dir / f["path"]).stat().st_size == f["bytes"]
     by_dataset = {}
@@ -355,3 +355,29 @@ def test_each_participant_has_a_manifest_of_its_own_files_only(small_run, tmp_pa
     _resign(dst, sup["path"], json.dumps(own).encode())
     errors = _errors(dst)
     assert f"{sup['path']}: lists {len(own['files'])} files, the run lists {len(own['files']) - 1} for this participant; not the participant's: ['{stranger['path']}']" in errors
+
+
+def test_validate_checks_a_run_unit_by_unit_and_finds_the_same_damage(tmp_path, monkeypatch):
+    from mhhs_pipeline import stages, validate
+    from mhhs_pipeline.io.store import RunStore
+
+    loaded = stages.load_scenario(str(QUICKSTART), {"population.mpans": 120, "partitioning.mpans_per_unit": 60, "partitioning.days_per_unit": 7})
+    results = stages.run_jobs_serially(stages.unit_jobs(loaded, str(tmp_path), "parts"))
+    store = RunStore(str(tmp_path), "parts")
+    store.write_manifest(stages.manifest_for(loaded, "parts", results, stages.write_participant_readmes(store, results)))
+    dst = tmp_path / "parts"
+    read: list[int] = []
+    real = validate._read_files
+    monkeypatch.setattr(validate, "_read_files", lambda report, store, listed, paths, manifest: (read.append(len(paths)), real(report, store, listed, paths, manifest))[1])
+    assert validate.validate_run(str(dst)).ok
+    m = json.loads((dst / "manifest.json").read_text())
+    assert len(results) == 4 and len(read) == 1 + 2 + 4  # the run's own files, each block's registrations, each unit
+    assert max(read) < len(m["files"]) / 3  # no pass holds the whole run
+    # A central file of one unit loses its last row (manifest re-signed): that block is incomplete.
+    central = next(f for f in m["files"] if f["participant_role"] == "central" and f["dataset"] == "consumption" and f["format"] == "parquet")
+    t = pq.read_table(dst / central["path"])
+    _resign(dst, central["path"], encode_parquet(t.slice(0, t.num_rows - 1)), rows=t.num_rows - 1)
+    errors = _errors(dst)
+    block = central["path"].rsplit("/", 1)[1].split("-")[0]
+    assert f"block {block}: central consumption: 1 MPAN-day(s) without exactly 48 UTC periods" in errors
+    assert "consumption: supplier slices hold" in errors  # the run-wide count no longer adds up
