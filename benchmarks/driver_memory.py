@@ -5,7 +5,7 @@
 Each size runs in a fresh child process (so peak RSS is its own): a real scheduler and two
 single-threaded worker processes (``distributed.local_cluster``), tiny units of the
 quickstart scenario (Parquet only, 2 MPANs x 1 day each) through the library's own stages
-(plan, ``run_on_dask``, READMEs, manifest) into a temporary folder. Reports the driver's
+(plan, ``stages.generate_units``, report, READMEs, manifest) into a temporary folder. Reports the driver's
 peak RSS, the scheduler's peak task count (sampled as units complete) and the manifest's
 size. The ratio of the largest to the smallest size is what the market-scale issue asks
 to stay within 1.2.
@@ -27,9 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _child(units: int, out: str) -> dict:
     from mhhs_pipeline import stages
-    from mhhs_pipeline.distributed import run_on_dask
     from mhhs_pipeline.io.store import RunStore
-    from mhhs_pipeline.runner import run_unit
 
     mpans_per_unit, days = 2, 1
     overrides = {
@@ -39,10 +37,11 @@ def _child(units: int, out: str) -> dict:
     loaded = stages.load_scenario(str(ROOT / "configs" / "quickstart.yaml"), overrides)
     jobs = stages.unit_jobs(loaded, out, "r")
     t0 = time.perf_counter()
-    results = run_on_dask(run_unit, jobs, workers=2, progress=False)
+    results, summary = stages.generate_units(jobs, workers=2, progress=False)
     store = RunStore(out, "r")
-    readmes = stages.write_participant_readmes(store, results)
-    manifest = stages.manifest_for(loaded, "r", results, readmes)
+    report, _ = stages.write_report(store, summary)
+    readmes = stages.write_participant_readmes(store, results, report)
+    manifest = stages.manifest_for(loaded, "r", results, report + readmes)
     url = store.write_manifest(manifest)
     return {
         "units": len(jobs),

@@ -23,11 +23,10 @@ from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 from mhhs_pipeline import stages
-from mhhs_pipeline.distributed import check_scheduler, run_on_dask
+from mhhs_pipeline.distributed import check_scheduler
 from mhhs_pipeline.io.claim import run_claim
 from mhhs_pipeline.io.store import RunStore, is_permanent
 from mhhs_pipeline.progress import UnitProgress
-from mhhs_pipeline.runner import run_unit
 
 ROOT = Path(__file__).resolve().parents[1]
 DASK_ADDRESS_ENV = "MHHS_DASK_ADDRESS"  # a deployment's default scheduler (set on Kubernetes)
@@ -102,8 +101,8 @@ def deliver_quarantine(out: str, run_id: str, inputs):
 
 
 @task(name="load-model-report", cache_policy=NONE, **RETRY)
-def load_model_report(out: str, run_id: str, results):
-    records, png = stages.write_report(RunStore(out, run_id), results)
+def load_model_report(out: str, run_id: str, summary):
+    records, png = stages.write_report(RunStore(out, run_id), summary)
     if png is not None:
         # Inline as a data URI: the Prefect UI shows it without access to the run's storage.
         encoded = base64.b64encode(png).decode()
@@ -134,9 +133,11 @@ def check_cluster(dask_address: str | None) -> None:
 
 @task(name="generate-and-deliver", cache_policy=NONE)
 def generate_and_deliver(jobs, workers: int | None, dask_address: str | None, progress: bool):
+    """(each unit's result, without its load-model summary; the summaries merged as the
+    units completed)."""
     logger = get_run_logger()
-    return run_on_dask(
-        run_unit, jobs, workers=workers, address=dask_address, progress=progress,
+    return stages.generate_units(
+        jobs, workers=workers, address=dask_address, progress=progress,
         log=logger.info, on_result=UnitProgress("generate-and-deliver", logger.info),
     )  # fmt: skip
 
@@ -158,8 +159,8 @@ def publish(loaded, out: str, rid: str, inputs, jobs, *, workers, dask_address, 
     quarantine, the report, the participants' READMEs and (last) the manifest. The caller
     holds the run's claim."""
     prepare_run_dir(out, rid)
-    results = generate_and_deliver(jobs, workers, dask_address, progress)
-    extra = list(deliver_quarantine(out, rid, inputs)) + list(load_model_report(out, rid, results))
+    results, summary = generate_and_deliver(jobs, workers, dask_address, progress)
+    extra = list(deliver_quarantine(out, rid, inputs)) + list(load_model_report(out, rid, summary))
     readmes = participant_readmes(out, rid, results, extra)
     manifest = stages.manifest_for(loaded, rid, results, extra + list(readmes), inputs, days=days, unit_ids=unit_ids)
     return _finish(out, rid, manifest, results)
@@ -215,7 +216,7 @@ def mhhs_run(
         if units:
             previous = begin_repair(out, rid, loaded)
             if previous is not None:
-                results = generate_and_deliver(jobs, workers, dask_address, progress)
+                results, _ = generate_and_deliver(jobs, workers, dask_address, progress)  # the report stays as it was
                 manifest, changes = stages.repaired_manifest(previous, results)
                 logger.info(
                     "repair of run %s: %d files rewritten, %d identical to the manifest's, %d changed, %d new",

@@ -120,6 +120,7 @@ def run_on_dask(
     log: Callable[[str], None] | None = None,
     on_result: Callable[[int, int, Any], None] | None = None,
     max_in_flight: int | None = None,
+    keep: Callable[[int, Any], Any] | None = None,
 ) -> list[Any]:
     """``[fn(job) for job in jobs]`` on Dask, in job order, with a progress bar.
 
@@ -128,7 +129,8 @@ def run_on_dask(
     and once as ``on_result(0, total, None)`` when the jobs are submitted.
     Local workers are capped at the number of jobs and of cores: a worker without a job or
     a core of its own only costs its start-up and memory. ``max_in_flight``: jobs on the
-    cluster at once (default four per worker thread, at least 8).
+    cluster at once (default four per worker thread, at least 8). ``keep(index, result)``:
+    what to hold of each result (e.g. without a part already folded elsewhere).
     """
     jobs = list(jobs)
     # Prefect's logging config turns Dask's INFO chatter on; the progress bar says enough.
@@ -185,7 +187,7 @@ def run_on_dask(
                     tries[i] += 1
                     submit(i)
                     continue
-                results[i] = fut.result()
+                results[i] = fut.result() if keep is None else keep(i, fut.result())
                 fut.release()
                 done += 1
                 bar.update(1)

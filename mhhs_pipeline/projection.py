@@ -221,6 +221,7 @@ def project(sc: Scenario) -> Projection:
     for (role, pid), share in shares.items():
         p.participant_bytes[(role, pid)] = role_bytes[role] * share
     p.files[("all", "readme", "text")] = len(seen) + 1  # a README per participant, and central's
+    p.files[("all", "manifest", "json")] = len(seen) + 1  # and a manifest of its own files
     p.files[("central", "report", "png")] = 1  # the load-model report (the manifest lists it, not itself)
     for k in list(p.files):
         p.files[k] = int(round(p.files[k]))

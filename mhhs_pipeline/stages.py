@@ -23,7 +23,7 @@ from mhhs_pipeline.io.extract import ExtractError, cleanse_registrations
 from mhhs_pipeline.io.paths import UnsafePathError, check_run_id, participant_prefix
 from mhhs_pipeline.io.store import FileRecord, RunStore
 from mhhs_pipeline.plan import plan_units, select_units
-from mhhs_pipeline.report import merge_summaries, render_png
+from mhhs_pipeline.report import ReportSummary, SummaryFold, render_png
 from mhhs_pipeline.runner import UnitJob, UnitResult, run_unit
 from mhhs_pipeline.spec.scenario import Scenario, apply_overrides_to_yaml, parse_scenario
 
@@ -181,14 +181,24 @@ def _route_quarantine(store: RunStore, q: pa.Table, name: str) -> list[FileRecor
     return records
 
 
-def write_report(store: RunStore, results: list[UnitResult]) -> tuple[list[FileRecord], bytes | None]:
-    """The run's PNG load-model report, from the units' summaries (merged in any order)."""
-    parts = [r.report for r in results if r.report is not None]
-    if not parts:
+def write_report(store: RunStore, summary: ReportSummary | None) -> tuple[list[FileRecord], bytes | None]:
+    """The run's PNG load-model report, from the units' merged summary (``SummaryFold``)."""
+    if summary is None:
         return [], None
-    png = render_png(merge_summaries(parts), title=store.run_id)
+    png = render_png(summary, title=store.run_id)
     rec = store.write("central/central/report/load_model.png", png, role="central", participant_id=CENTRAL_ID, dataset="report", fmt="png", rows=0)
     return [rec], png
+
+
+def generate_units(jobs: list[UnitJob], **run_options) -> tuple[list[UnitResult], ReportSummary | None]:
+    """Every unit on Dask (``distributed.run_on_dask`` options): each unit's result without
+    its load-model summary, and the summaries merged as the units complete (``SummaryFold``:
+    the driver holds a few, not one per unit)."""
+    from mhhs_pipeline.distributed import run_on_dask
+
+    fold = SummaryFold()
+    results = run_on_dask(run_unit, jobs, keep=fold.keep, **run_options)
+    return results, fold.result()
 
 
 def run_jobs_serially(jobs: list[UnitJob]) -> list[UnitResult]:

@@ -55,3 +55,36 @@ def test_png_renders_from_tables():
     empty = summarise(gen.table.slice(0, 0), reg, np.zeros(0, dtype=np.int64))
     assert render_png(merge_summaries([empty])).startswith(PNG_MAGIC)
     assert isinstance(gen.table, pa.Table)
+
+
+def test_folding_summaries_as_units_complete_is_the_same_whatever_the_arrival_order(monkeypatch):
+    import random
+
+    from mhhs_pipeline.report import SummaryFold
+
+    sc = scenario(**{"population.mpans": 60})
+    d0, d1 = sc.window.start, sc.window.end
+    parts = []
+    for a in range(0, 60, 10):
+        r, g = _unit(sc, a, a + 10, d0, d1)
+        parts.append(summarise(g.table, r, g.registration_row))
+    parts.insert(2, None)  # a unit without a summary (report off)
+    monkeypatch.setattr(SummaryFold, "CHUNK", 2)
+    folds = []
+    for seed in range(3):
+        order = list(range(len(parts)))
+        random.Random(seed).shuffle(order)
+        fold = SummaryFold()
+        for i in order:
+            fold.add(i, parts[i])
+            assert len(fold._merged) + len(fold._run) + len(fold._waiting) <= len(parts)
+        folds.append(fold.result())
+    whole = merge_summaries([p for p in parts if p is not None])
+    for f in folds[1:]:  # bit for bit: merged in job order, in fixed chunks
+        for name in ("shape", "monthly", "mpans", "sample"):
+            assert getattr(f, name).equals(getattr(folds[0], name)), name
+    for name in ("shape", "monthly", "mpans"):
+        a, b = getattr(whole, name), getattr(folds[0], name)
+        assert a.drop_columns(["kwh_sum"]).equals(b.drop_columns(["kwh_sum"]))
+        assert np.allclose(a.column("kwh_sum").to_numpy(), b.column("kwh_sum").to_numpy())
+    assert whole.sample.equals(folds[0].sample)

@@ -95,9 +95,13 @@ def _flaky(x: int) -> int:
 
 
 def test_the_cluster_holds_a_bounded_window_of_jobs_and_results_keep_job_order(tmp_path, monkeypatch):
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as probe:
+    from mhhs_pipeline.distributed import local_cluster
+
+    # local_cluster, not a bare LocalCluster: Dask's nanny writes worker settings into this
+    # process's environment, which local_cluster puts back (other tests here see it).
+    with local_cluster(2) as cluster, Client(cluster) as probe:
         seen: list[int] = []
 
         def on_result(done, total, result):

@@ -12,6 +12,12 @@ Pure functions of Arrow tables -- no files, no clocks, matplotlib's Agg canvas o
 """
 
 from mhhs_pipeline.report.plots import render_png
-from mhhs_pipeline.report.summary import ReportSummary, merge_summaries, report_png, summarise
+from mhhs_pipeline.report.summary import (
+    ReportSummary,
+    SummaryFold,
+    merge_summaries,
+    report_png,
+    summarise,
+)
 
-__all__ = ["ReportSummary", "merge_summaries", "render_png", "report_png", "summarise"]
+__all__ = ["ReportSummary", "SummaryFold", "merge_summaries", "render_png", "report_png", "summarise"]

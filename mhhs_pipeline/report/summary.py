@@ -315,3 +315,44 @@ def report_png(consumption: pa.Table, registrations: pa.Table, registration_row:
     from mhhs_pipeline.report.plots import render_png
 
     return render_png(merge_summaries([summarise(consumption, registrations, registration_row)]), title=title)
+
+
+class SummaryFold:
+    """Units' summaries merged as the units complete, so a run holds a few, not one per
+    unit (a summary is tens of KB; a market year has 360,000 units).
+
+    Summaries are merged in job order, in fixed chunks of ``CHUNK`` (those that arrive early
+    wait for the ones before them), so the merged summary does not depend on which worker
+    finished first. ``keep`` is the hook ``distributed.run_on_dask`` calls with each
+    result: it takes the result's summary and returns the result without it."""
+
+    CHUNK = 64
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, ReportSummary | None] = {}
+        self._next = 0
+        self._run: list[ReportSummary] = []
+        self._merged: list[ReportSummary] = []
+
+    def add(self, index: int, summary: ReportSummary | None) -> None:
+        self._waiting[index] = summary
+        while self._next in self._waiting:
+            part = self._waiting.pop(self._next)
+            self._next += 1
+            if part is not None:
+                self._run.append(part)
+            if len(self._run) == self.CHUNK:
+                self._merged.append(merge_summaries(self._run))
+                self._run = []
+
+    def keep(self, index: int, result):
+        import dataclasses
+
+        self.add(index, result.report)
+        return dataclasses.replace(result, report=None)
+
+    def result(self) -> ReportSummary | None:
+        if self._waiting:
+            raise RuntimeError(f"summaries of units {sorted(self._waiting)[:3]} arrived without those before them")
+        parts = self._merged + ([merge_summaries(self._run)] if self._run else [])
+        return merge_summaries(parts) if parts else None
