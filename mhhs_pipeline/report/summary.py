@@ -322,8 +322,8 @@ class SummaryFold:
     unit (a summary is tens of KB; a market year has 360,000 units).
 
     Summaries are merged in job order, in fixed chunks of ``CHUNK`` (those that arrive early
-    wait for the ones before them), so the merged summary does not depend on which worker
-    finished first. ``keep`` is the hook ``distributed.run_on_dask`` calls with each
+    wait for the ones before them), so which worker finished first does not change what is
+    merged with what. ``keep`` is the hook ``distributed.run_on_dask`` calls with each
     result: it takes the result's summary and returns the result without it."""
 
     CHUNK = 64
