@@ -516,3 +516,24 @@ def test_a_bundle_holds_every_response_unchanged_schema_valid_and_is_determinist
         mmc_schema.validate(member.decode("utf-8"))
         assert info.compress_type == zipfile.ZIP_STORED and info.date_time == (2026, 11, 2, 6, 0, 0)
     assert bundle()[1] == data  # same unit, same bytes
+
+
+@pytest.mark.parametrize("damage", [(b'encoding="UTF-8"', b'encoding="aTF-8"'), (b'encoding="UTF-8"', b'encoding="UTF-16"'), (b"</ra:GBCSResponse>", b"<x>" * 50_000 + b"</x>" * 50_000 + b"</ra:GBCSResponse>")])
+def test_reader_refuses_odd_declarations_and_survives_deep_nesting(fortnight, damage):
+    from mhhs_pipeline.formats.readers import FormatError, read_dcc_profile
+
+    _, docs = fortnight
+    damaged = docs[0].xml_bytes.replace(*damage, 1)
+    assert damaged != docs[0].xml_bytes
+    try:
+        profile = read_dcc_profile(damaged)
+    except FormatError:
+        return
+    assert damage[0] == b"</ra:GBCSResponse>" and profile.entries.num_rows == docs[0].n_values  # extra nesting outside the entries
+
+
+def test_if021_reader_refuses_deep_nesting():
+    from mhhs_pipeline.formats.readers import FormatError, read_if021
+
+    with pytest.raises(FormatError):
+        read_if021(b"[" * 100_000 + b"]" * 100_000)

@@ -52,6 +52,8 @@ def read_if021(data: bytes) -> pa.Table:
         messages = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise FormatError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise FormatError("nested too deeply to be IF-021 messages") from None
     if not isinstance(messages, list):
         raise FormatError("not a JSON array of DIP messages")
     cols: dict[str, list] = {k: [] for k in ("mpan_core", "measurement_quantity", "sp", "value", "quality", "issuing_data_service")}
@@ -103,6 +105,10 @@ def read_dcc_profile(data: bytes) -> DccProfile:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise FormatError(f"not well-formed XML: {exc}") from None
+    except (LookupError, UnicodeError, ValueError) as exc:  # e.g. a declared encoding Python does not know
+        raise FormatError(f"not readable XML: {exc}") from None
+    except RecursionError:
+        raise FormatError("nested too deeply to be a DCC response") from None
     if root.tag != f"{{{MMC_NAMESPACE}}}GBCSResponse":
         raise FormatError(f"root element is {root.tag}, not ra:GBCSResponse")
     device = _text(root, "ra:Header/ra:BusinessOriginatorID")
