@@ -44,6 +44,16 @@ def _unit_ids(text: str) -> list[str]:
     return ids
 
 
+def _add_scenario_overrides(parser: argparse.ArgumentParser) -> None:
+    """The flags ``run`` and ``plan`` share (read by :func:`scenario_overrides`)."""
+    parser.add_argument("--seed", type=int, help="override the scenario seed")
+    parser.add_argument("--mpans", type=_positive, help="override population.mpans")
+    parser.add_argument("--start", type=_date, help="override window.start (UTC settlement day, inclusive)")
+    parser.add_argument("--end", type=_date, help="override window.end (UTC settlement day, inclusive)")
+    parser.add_argument("--mpans-per-unit", type=_positive, help="override partitioning.mpans_per_unit")
+    parser.add_argument("--days-per-unit", type=_positive, help="override partitioning.days_per_unit")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mhhs-pipeline",
@@ -58,12 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     where = run.add_mutually_exclusive_group()
     where.add_argument("--workers", type=_positive, help="local Dask worker processes (default: one per core)")
     where.add_argument("--dask-address", help="use an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    run.add_argument("--seed", type=int, help="override the scenario seed")
-    run.add_argument("--mpans", type=_positive, help="override population.mpans")
-    run.add_argument("--start", type=_date, help="override window.start (UTC settlement day, inclusive)")
-    run.add_argument("--end", type=_date, help="override window.end (UTC settlement day, inclusive)")
-    run.add_argument("--mpans-per-unit", type=_positive, help="override partitioning.mpans_per_unit")
-    run.add_argument("--days-per-unit", type=_positive, help="override partitioning.days_per_unit")
+    _add_scenario_overrides(run)
     run.add_argument("--registrations", help="registration extract to cleanse and use (path or fsspec URL)")
     run.add_argument("--consumption", help="actual half-hourly consumption extract for those MPANs")
     run.add_argument("--units", type=_unit_ids, help="only these units (comma-separated ids, as in the run's file names): into a complete run of the same scenario they replace its files of those units")
@@ -82,12 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pln = sub.add_parser("plan", help="a dry run: units, files, bytes by format and participant, core-hours; generates nothing")
     pln.add_argument("scenario", help="scenario YAML (path or fsspec URL)")
-    pln.add_argument("--seed", type=int, help="override the scenario seed")
-    pln.add_argument("--mpans", type=_positive, help="override population.mpans")
-    pln.add_argument("--start", type=_date, help="override window.start (UTC settlement day, inclusive)")
-    pln.add_argument("--end", type=_date, help="override window.end (UTC settlement day, inclusive)")
-    pln.add_argument("--mpans-per-unit", type=_positive, help="override partitioning.mpans_per_unit")
-    pln.add_argument("--days-per-unit", type=_positive, help="override partitioning.days_per_unit")
+    _add_scenario_overrides(pln)
     pln.add_argument("--formats", type=lambda t: [f.strip() for f in t.split(",") if f.strip()], help="override outputs.formats, e.g. parquet or parquet,csv (a what-if)")
     pln.add_argument("--json", action="store_true", help="print the plan as JSON (every participant's bytes included)")
 

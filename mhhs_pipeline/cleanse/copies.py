@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mhhs_pipeline.cleanse.groups import same_as_previous
+from mhhs_pipeline.cleanse.groups import equal_to_previous_row
 
 COPIES = "copies"  # column of kept rows: how many more records were identical to it
 # Copies share these; a chunk without repeats among them (the usual case) costs one sort.
@@ -33,18 +33,6 @@ class Collapsed:
     copy_record: np.ndarray  # per removed copy: its own record number
 
 
-def _equal_neighbours(table: pa.Table, columns: list[str]) -> np.ndarray:
-    """For rows already sorted: row i equals row i-1 in every column. Length n (row 0: False)."""
-    n = table.num_rows
-    same = np.zeros(n, dtype=bool)
-    if n > 1:
-        eq = np.ones(n - 1, dtype=bool)
-        for c in columns:
-            eq &= same_as_previous(table.column(c))
-        same[1:] = eq
-    return same
-
-
 def collapse_copies(chunk: pa.Table) -> Collapsed:
     """Collapse the rows of ``chunk`` (normalised records with a ``record`` column) that are
     identical in every other column onto the one with the lowest record number."""
@@ -55,7 +43,7 @@ def collapse_copies(chunk: pa.Table) -> Collapsed:
         return none
     probe = [c for c in _PROBE if c in fields] or fields
     order = pc.sort_indices(chunk, sort_keys=[(c, "ascending", "at_end") for c in probe]).to_numpy()
-    same = _equal_neighbours(chunk.select(probe).take(pa.array(order)), probe)
+    same = equal_to_previous_row(chunk.select(probe).take(pa.array(order)), probe)
     if not same.any():
         return none
     candidate = np.zeros(n, dtype=bool)
@@ -64,7 +52,7 @@ def collapse_copies(chunk: pa.Table) -> Collapsed:
     rows = np.flatnonzero(candidate)
     sub = chunk.take(pa.array(rows))
     sort2 = pc.sort_indices(sub, sort_keys=[*((c, "ascending", "at_end") for c in fields), ("record", "ascending")]).to_numpy()
-    dup = _equal_neighbours(sub.select(fields).take(pa.array(sort2)), fields)
+    dup = equal_to_previous_row(sub.select(fields).take(pa.array(sort2)), fields)
     if not dup.any():
         return none
     group_first = np.maximum.accumulate(np.where(~dup, np.arange(len(dup)), 0))  # sorted position of each group's first

@@ -61,6 +61,18 @@ def same_as_previous(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return np.asarray(pc.or_(eq, both_null).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def equal_to_previous_row(table: pa.Table, columns: list[str]) -> np.ndarray:
+    """For sorted rows: row i equals row i-1 in every one of ``columns``. Length n (row 0: False)."""
+    n = table.num_rows
+    same = np.zeros(n, dtype=bool)
+    if n > 1:
+        eq = np.ones(n - 1, dtype=bool)
+        for c in columns:
+            eq &= same_as_previous(table.column(c))
+        same[1:] = eq
+    return same
+
+
 def resolve(table: pa.Table) -> Resolution:
     """Final reasons and status of every record of a bucket (normalised by ``rules``)."""
     n = table.num_rows
@@ -81,15 +93,9 @@ def _resolve_keyed(table: pa.Table, keyed: np.ndarray, final: np.ndarray, status
     order = pc.sort_indices(sub, sort_keys=[(c, "ascending", "at_end") for c in (*compare, "record")]).to_numpy()
     srt = sub.take(pa.array(order))
     rows = keyed[order]  # input row of each sorted position
-    m = len(rows)
 
     # 1. Exact duplicates: equal to the previous sorted row in every compared column.
-    dup = np.zeros(m, dtype=bool)
-    if m > 1:
-        same = np.ones(m - 1, dtype=bool)
-        for c in compare:
-            same &= same_as_previous(srt.column(c))
-        dup[1:] = same
+    dup = equal_to_previous_row(srt, compare)
     group = np.cumsum(~dup) - 1
     survivors = np.flatnonzero(~dup)  # sorted positions; still ordered by (MPAN, from, to, ...)
 
