@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -167,8 +168,6 @@ class _ShutdownNoise(logging.Filter):
     Only that record is dropped; any other pool error still shows."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        import asyncio
-
         exc = record.exc_info[1] if record.exc_info else None
         return not (isinstance(exc, asyncio.CancelledError) and record.getMessage().startswith("Exception closing connection"))
 

@@ -143,13 +143,12 @@ def _sample_scenario(sc: Scenario) -> Scenario:
     return Scenario.model_validate(data)
 
 
-def _sample_run(sc: Scenario) -> tuple[list, int, int]:
-    """(file records, canonical values, site-days) of the sample, run for real in memory."""
+def _sample_run(sample: Scenario) -> tuple[list, int, int]:
+    """(file records, canonical values, site-days) of the sample scenario, run for real in memory."""
     import fsspec
 
     from mhhs_pipeline.runner import UnitJob, run_unit
 
-    sample = _sample_scenario(sc)
     out = f"memory://mhhs-plan-{uuid.uuid4().hex}"
     try:
         results = [run_unit(UnitJob(sample, out, "sample", u)) for u in plan_units(sample)]
@@ -185,11 +184,12 @@ def _present(sc: Scenario, block_starts: list[int]) -> tuple[dict[str, float], s
 def project(sc: Scenario) -> Projection:
     units = plan_units(sc)
     blocks = math.ceil(sc.population.mpans / sc.partitioning.mpans_per_unit)
-    records, sample_values, sample_site_days = _sample_run(sc)
+    sample = _sample_scenario(sc)
+    records, sample_values, sample_site_days = _sample_run(sample)
     per_site_day = sample_values / sample_site_days
     full_values = int(round(per_site_day * sc.population.mpans * sc.window.days))
     scale_values = full_values / max(sample_values, 1)
-    scale_sites = sc.population.mpans / max(_sample_scenario(sc).population.mpans, 1)
+    scale_sites = sc.population.mpans / max(sample.population.mpans, 1)
 
     step = max(1, blocks // SAMPLE_BLOCKS)
     starts = [b * sc.partitioning.mpans_per_unit for b in range(0, blocks, step)][:SAMPLE_BLOCKS]
@@ -242,7 +242,7 @@ def project(sc: Scenario) -> Projection:
     p.core_hours = full_values / rate / 3600
     p.rate_used = f"{rate / 1e6:.2f} M canonical values/s/core measured for {name.replace('_', ' ')}"
     p.rates_source = rates["source"]
-    p.sample = {"sites": _sample_scenario(sc).population.mpans, "days": _sample_scenario(sc).window.days, "canonical_values": sample_values, "blocks_sampled": len(starts)}
+    p.sample = {"sites": sample.population.mpans, "days": sample.window.days, "canonical_values": sample_values, "blocks_sampled": len(starts)}
     return p
 
 

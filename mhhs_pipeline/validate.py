@@ -240,7 +240,7 @@ class _Loaded:
     tables: dict[str, pa.Table] = field(default_factory=dict)
     # Read back here, checked once the canonical tables they must equal are decoded.
     if021: dict[str, pa.Table] = field(default_factory=dict)
-    wide: dict[str, bytes] = field(default_factory=dict)
+    wide: dict[str, tuple[bytes, pa.Table]] = field(default_factory=dict)  # text and parsed lines
     dcc: dict[str, DccProfile] = field(default_factory=dict)  # by path, or "<bundle path>!<member>"
     dcc_rec: dict[str, dict] = field(default_factory=dict)  # the manifest entry of each (its bundle's for a member)
 
@@ -274,11 +274,13 @@ def _read_files(report: ValidationReport, store, listed: dict, paths: list[str],
                 if021[path] = table
         elif rec["format"] in ("csv_wide", "csv_wide_local"):
             try:
-                wide[path] = decompress(data, path)
-                _check_wide(report, path, wide[path], rec)
+                text = decompress(data, path)
+                lines = _check_wide(report, path, text, rec)
             except _UNREADABLE as exc:
                 report.add(f"{path}: cannot be read as a wide CSV: {exc}")
-                wide.pop(path, None)
+            else:
+                if lines is not None:
+                    wide[path] = (text, lines)
         elif rec["format"] == "dcc_xml":
             profile = _read(report, path, read_dcc_profile, data)
             if profile is not None:
@@ -340,8 +342,8 @@ def _check_loaded(report: ValidationReport, loaded: _Loaded, listed: dict, centr
     for path, table in loaded.if021.items():
         _check_ownership(report, path, table, listed[path], central_reg)
         _compare_if021(report, path, table, _long_twin(path, ".if021.json", listed, tables))
-    for path, text in loaded.wide.items():
-        _check_wide_content(report, path, text, listed, tables, central_reg)
+    for path, (text, lines) in loaded.wide.items():
+        _check_wide_content(report, path, text, lines, listed, tables, central_reg)
     _check_dcc(report, loaded.dcc, loaded.dcc_rec, listed, tables, central_reg)
 
 
@@ -353,12 +355,21 @@ def _check_slices(report: ValidationReport, totals: dict) -> None:
                 report.add(f"{dataset}: {role} slices hold {totals.get((role, dataset), 0)} rows, central holds {central}")
 
 
-def _check_wide(report: ValidationReport, path: str, data: bytes, rec: dict) -> None:
-    """Wide CSV: the values it carries add up to the manifest's rows."""
-    table = pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(strings_can_be_null=True, null_values=[""]))
+def _check_wide(report: ValidationReport, path: str, data: bytes, rec: dict) -> pa.Table | None:
+    """Wide CSV: the values it carries add up to the manifest's rows. Returns the parsed
+    lines for the content checks (None when it lacks its key columns)."""
+    table = pacsv.read_csv(
+        pa.BufferReader(data),
+        convert_options=pacsv.ConvertOptions(strings_can_be_null=True, null_values=[""], column_types={"mpan_core": pa.string(), "settlement_date": pa.date32()}),
+    )
     n = sum(table.num_rows - table.column(c).null_count for c in table.column_names if c.endswith("_kwh"))
     if n != rec["rows"]:
         report.add(f"{path}: {n} values in the wide CSV, manifest says {rec['rows']}")
+    missing = [c for c in ("mpan_core", "settlement_date") if c not in table.column_names]
+    if missing:
+        report.add(f"{path}: cannot be read as a wide CSV: no {' or '.join(missing)} column")
+        return None
+    return table
 
 
 _ROUTE_COLUMN = {"supplier": "route_supplier_id", "data_service": "route_data_service_id", "ldso": "route_ldso_id"}
@@ -470,21 +481,13 @@ def _same_rows(a: pa.Table, b: pa.Table) -> bool:
     return a.sort_by(key).equals(b.select(a.column_names).sort_by(key))
 
 
-def _check_wide_content(report: ValidationReport, path: str, text: bytes, listed: dict, tables: dict, reg: pa.Table) -> None:
+def _check_wide_content(report: ValidationReport, path: str, text: bytes, lines: pa.Table, listed: dict, tables: dict, reg: pa.Table) -> None:
     """A wide CSV is exactly the wide encoding of its participant's canonical rows, and every
     MPAN in it is the participant's on the day of its line."""
     rec = listed[path]
     local = rec["format"] == "csv_wide_local"
     suffix = next(s for s in (".wide_local.csv", ".wide.csv") if s in path)
     twin = _long_twin(path, path[path.index(suffix) :], listed, tables)
-    try:
-        lines = pacsv.read_csv(
-            pa.BufferReader(text),
-            convert_options=pacsv.ConvertOptions(include_columns=["mpan_core", "settlement_date"], column_types={"mpan_core": pa.string(), "settlement_date": pa.date32()}),
-        )
-    except (pa.ArrowInvalid, KeyError) as exc:
-        report.add(f"{path}: cannot be read as a wide CSV: {exc}")
-        return
     if rec["participant_role"] != "central" and lines.num_rows:
         days = lines.column("settlement_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
         cores = _strings(lines.column("mpan_core"))

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from mhhs_pipeline.io.paths import ROLES, UnsafePathError, join, participant_prefix
+from mhhs_pipeline.spec.strict import located_errors
 
 __all__ = ["FileEntry", "ManifestError", "RunManifest", "parse_manifest"]
 
@@ -122,11 +123,4 @@ def parse_manifest(data: object) -> RunManifest:
     try:
         return RunManifest.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for e in exc.errors():
-            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            msg = e["msg"].removeprefix("Value error, ")
-            if e["type"] == "missing":
-                msg = "missing"
-            problems.append(f"{loc}: {msg}")
-        raise ManifestError(problems) from None
+        raise ManifestError(located_errors(exc, lambda e, msg: "missing" if e["type"] == "missing" else msg)) from None

@@ -22,7 +22,7 @@ import yaml
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from mhhs_pipeline.spec.load_model import FaultModel, LoadModel
-from mhhs_pipeline.spec.strict import StrictModel
+from mhhs_pipeline.spec.strict import StrictModel, located_errors
 
 # Applied with fullmatch: re.match with "$" would accept "GRNX\n" (and make a folder of it).
 MPID_PATTERN = re.compile(r"[A-Z0-9]{4}")
@@ -267,22 +267,21 @@ class Scenario(_Strict):
     faults: FaultModel = Field(default_factory=FaultModel)
 
 
+def _reword(e: dict, msg: str) -> str:
+    if e["type"] == "extra_forbidden":
+        return "unknown key; remove it or check its spelling against configs/quickstart.yaml"
+    if e["type"] == "missing":
+        return "required; add it to the scenario"
+    if e["type"] == "finite_number":
+        return "must be a finite number (not .inf or .nan)"
+    if e["type"].startswith(("date_", "datetime_")):
+        return msg + f" (got {e['input']!r}); write a real date as YYYY-MM-DD"
+    return msg
+
+
 def _format_errors(err: ValidationError) -> str:
     """One line: every problem as ``field.path: what is wrong and the fix``."""
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key; remove it or check its spelling against configs/quickstart.yaml"
-        elif e["type"] == "missing":
-            msg = "required; add it to the scenario"
-        elif e["type"] == "finite_number":
-            msg = "must be a finite number (not .inf or .nan)"
-        elif e["type"].startswith(("date_", "datetime_")):
-            msg += f" (got {e['input']!r}); write a real date as YYYY-MM-DD"
-        parts.append(f"{loc}: {msg}")
-    return "invalid scenario: " + "; ".join(parts)
+    return "invalid scenario: " + "; ".join(located_errors(err, _reword))
 
 
 class _ScenarioLoader(yaml.SafeLoader):

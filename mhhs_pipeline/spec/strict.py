@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 
 def _numeric(annotation: Any) -> bool:
@@ -52,3 +53,13 @@ class StrictModel(BaseModel):
         if field is not None and _has_bool(value) and _numeric(field.annotation):
             raise ValueError("true/false is not a number here; write the number (e.g. 1 or 0.5)")
         return value
+
+
+def located_errors(err: ValidationError, reword: Callable[[dict, str], str] = lambda e, msg: msg) -> list[str]:
+    """Every problem of ``err`` as ``field.path: message``; ``reword(error, message)`` may
+    put pydantic's message in the reader's terms (its "Value error, " prefix is dropped)."""
+    out = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        out.append(f"{loc}: {reword(e, e['msg'].removeprefix('Value error, '))}")
+    return out
