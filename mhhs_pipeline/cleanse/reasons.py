@@ -100,17 +100,6 @@ def describe_many(masks: np.ndarray) -> tuple[list[str], list[str]]:
     return [texts[i][0] for i in inv], [texts[i][1] for i in inv]
 
 
-def code_counts(masks: np.ndarray) -> dict[str, int]:
-    """Rows per reason code (a row with two codes counts under both)."""
-    masks = np.asarray(masks, dtype=np.uint64)
-    uniq, counts = np.unique(masks, return_counts=True)
-    out: dict[str, int] = {}
-    for m, n in zip(uniq, counts, strict=True):
-        for code in codes_of(int(m)):
-            out[code] = out.get(code, 0) + int(n)
-    return out
-
-
 # Repairs: made in place, counted per (repair, field) and reported; never change an MPAN's digits.
 REPAIR_CODES: dict[str, str] = {
     "TRIM_WHITESPACE": "leading/trailing spaces removed",
@@ -198,15 +187,6 @@ class ReasonTable:
         uniq, inv = np.unique(masks, return_inverse=True)
         texts = [self.describe(int(m)) for m in uniq]
         return [texts[i][0] for i in inv], [texts[i][1] for i in inv]
-
-    def code_counts(self, masks: np.ndarray) -> dict[str, int]:
-        masks = np.asarray(masks, dtype=np.uint64)
-        uniq, counts = np.unique(masks, return_counts=True)
-        out: dict[str, int] = {}
-        for m, n in zip(uniq, counts, strict=True):
-            for code in self.codes_of(int(m)):
-                out[code] = out.get(code, 0) + int(n)
-        return out
 
 
 _CONSUMPTION_CHECKS: list[Reason] = []
